@@ -17,3 +17,4 @@ find_package(GTest REQUIRED)
 # libspf2 and libopendmarc ship no pkg-config file (ARCHITECTURE.md).
 find_library(SPF2_LIBRARY spf2 REQUIRED)
 find_library(OPENDMARC_LIBRARY opendmarc REQUIRED)
+find_package(nlohmann_json 3 REQUIRED)

@@ -11,7 +11,7 @@ PKGS=(
   # libraries (ARCHITECTURE.md "Library notes")
   libuv1-dev libssl-dev liblmdb-dev lmdb-utils libc-ares-dev libspf2-dev libopendkim-dev
   libopendmarc-dev libgtest-dev libgmock-dev libtomlplusplus-dev libfmt-dev libspdlog-dev
-  libcli11-dev libexpected-dev libcrypt-dev zlib1g-dev
+  libcli11-dev libexpected-dev libcrypt-dev zlib1g-dev nlohmann-json3-dev
   # real peers and clients for integration tests (TESTING.md §0)
   openssl ca-certificates dnsmasq-base bind9-dnsutils iproute2 procps psmisc
   spfquery opendkim-tools python3 python3-dkim python3-dnspython python3-aiosmtpd
