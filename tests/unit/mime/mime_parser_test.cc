@@ -1,1 +1,308 @@
+#include "common/mime/mime_parser.h"
+
 #include <gtest/gtest.h>
+
+#include <string>
+
+#include "common/mime/serialize.h"
+
+namespace yubin::mime {
+namespace {
+
+std::string_view at(const std::string& msg, uint64_t off, uint64_t size) {
+    return std::string_view(msg).substr(off, size);
+}
+
+std::string body_of(const std::string& msg, const Part& p) {
+    return std::string(at(msg, p.body_offset, p.body_size));
+}
+
+TEST(MimeParser, EmptyInput) {
+    PartTree t = parse_message("");
+    ASSERT_EQ(t.parts.size(), 1u);
+    EXPECT_EQ(t.message_size, 0u);
+    EXPECT_EQ(t.root().header_size, 0u);
+    EXPECT_EQ(t.root().body_size, 0u);
+    EXPECT_EQ(t.root().type, "text");
+    EXPECT_TRUE(check_tree(t).has_value());
+}
+
+TEST(MimeParser, DefaultsToTextPlainUsAscii) {
+    // RFC 2045 §5.2: absent or invalid Content-Type.
+    for (std::string msg : {std::string("Subject: x\r\n\r\nbody\r\n"),
+                            std::string("Content-Type: garbage\r\n\r\nbody\r\n")}) {
+        PartTree t = parse_message(msg);
+        EXPECT_EQ(t.root().type, "text");
+        EXPECT_EQ(t.root().subtype, "plain");
+        ASSERT_EQ(t.root().params.size(), 1u);
+        EXPECT_EQ(t.root().params[0].value, "us-ascii");
+        EXPECT_FALSE(t.root().content_type_given);
+    }
+}
+
+TEST(MimeParser, FirstContentTypeWins) {
+    PartTree t = parse_message(
+        "Content-Type: text/html\r\nContent-Type: image/png\r\nCONTENT-TRANSFER-ENCODING: "
+        "QUOTED-PRINTABLE\r\n\r\nx");
+    EXPECT_EQ(t.root().subtype, "html");
+    EXPECT_EQ(t.root().transfer_encoding, "quoted-printable");
+}
+
+TEST(MimeParser, BoundaryOwnsThePrecedingLineBreak) {
+    // RFC 2046 §5.1.1: "a\r\n" is the body, the CRLF before "--b" is not.
+    std::string msg =
+        "Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+        "--b\r\n\r\na\r\n\r\n--b\r\n\r\nno trailing break\r\n--b--\r\n";
+    PartTree t = parse_message(msg);
+    ASSERT_EQ(t.parts.size(), 3u);
+    EXPECT_EQ(body_of(msg, t.parts[1]), "a\r\n");
+    EXPECT_EQ(t.parts[1].body_lines, 1u);
+    EXPECT_EQ(at(msg, t.parts[1].header_offset, t.parts[1].header_size), "\r\n");
+    EXPECT_EQ(body_of(msg, t.parts[2]), "no trailing break");
+    EXPECT_EQ(t.parts[2].body_lines, 0u);
+    EXPECT_EQ(t.limits_hit, 0u);
+}
+
+TEST(MimeParser, BoundaryRightAfterTheHeaderTakesTheEmptyLinesBreak) {
+    // The empty line's CRLF is also the CRLF before the boundary; it goes to
+    // the boundary, so the header shrinks and the part stays inside its
+    // parent.
+    std::string msg =
+        "Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+        "--b\r\nContent-Type: text/plain\r\n\r\n--b\r\n--b--\r\n";
+    PartTree t = parse_message(msg);
+    ASSERT_EQ(t.parts.size(), 3u);
+    const Part& p1 = t.parts[1];
+    EXPECT_EQ(at(msg, p1.header_offset, p1.header_size), "Content-Type: text/plain\r\n");
+    EXPECT_EQ(p1.body_size, 0u);
+    EXPECT_EQ(p1.header_lines, 1u);
+    // The second part is empty: it starts after "--b\r\n", which is where
+    // "\r\n--b--" begins, so it is squeezed to nothing at that point.
+    const Part& p2 = t.parts[2];
+    EXPECT_EQ(p2.header_size + p2.body_size, 0u);
+    EXPECT_TRUE(check_tree(t).has_value()) << check_tree(t).error().to_string();
+}
+
+TEST(MimeParser, MissingBoundaryParameterKeepsTheBodyOpaque) {
+    std::string msg = "Content-Type: multipart/mixed\r\n\r\n--x\r\n\r\nbody\r\n--x--\r\n";
+    PartTree t = parse_message(msg);
+    ASSERT_EQ(t.parts.size(), 1u);
+    EXPECT_EQ(t.root().type, "multipart");
+    EXPECT_NE(t.root().flags & kFlagMissingBoundary, 0u);
+    EXPECT_EQ(t.root().body_size, msg.size() - t.root().body_offset);
+}
+
+TEST(MimeParser, OuterBoundaryClosesAnInnerMultipartWithoutItsEnd) {
+    std::string msg =
+        "Content-Type: multipart/mixed; boundary=outer\r\n\r\n"
+        "--outer\r\nContent-Type: multipart/alternative; boundary=inner\r\n\r\n"
+        "--inner\r\n\r\ntext\r\n"
+        "--outer\r\n\r\nsecond\r\n--outer--\r\n";
+    PartTree t = parse_message(msg);
+    ASSERT_EQ(t.parts.size(), 4u);
+    EXPECT_EQ(t.parts[1].children, (std::vector<uint32_t>{2}));
+    EXPECT_EQ(body_of(msg, t.parts[2]), "text");
+    EXPECT_NE(t.parts[1].flags & kFlagMissingFinalBoundary, 0u);
+    EXPECT_EQ(t.parts[3].parent, 0);
+    EXPECT_EQ(body_of(msg, t.parts[3]), "second");
+    EXPECT_EQ(t.root().flags & kFlagMissingFinalBoundary, 0u);
+}
+
+TEST(MimeParser, EncodedMessageRfc822StaysOpaque) {
+    std::string msg =
+        "Content-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        "U3ViamVjdDogaGkNCg0KYm9keQ0K\r\n";
+    PartTree t = parse_message(msg);
+    EXPECT_EQ(t.parts.size(), 1u);
+}
+
+TEST(MimeParser, MessageRfc822GetsAnEnvelopeAndTheSameEnd) {
+    std::string msg =
+        "Subject: outer\r\nContent-Type: message/rfc822\r\n\r\n"
+        "Subject: inner\r\nFrom: A <a@b>\r\n\r\ninner body\r\n";
+    PartTree t = parse_message(msg);
+    ASSERT_EQ(t.parts.size(), 2u);
+    ASSERT_TRUE(t.parts[1].envelope);
+    EXPECT_EQ(t.parts[1].envelope->subject, "inner");
+    EXPECT_EQ(t.root().envelope->subject, "outer");
+    EXPECT_EQ(t.parts[1].header_offset, t.root().body_offset);
+    EXPECT_EQ(body_of(msg, t.parts[1]), "inner body\r\n");
+    EXPECT_EQ(t.root().body_lines, 4u);
+}
+
+TEST(MimeParser, DigestChildrenDefaultToRfc822) {
+    std::string msg =
+        "Content-Type: multipart/digest; boundary=d\r\n\r\n"
+        "--d\r\n\r\nSubject: one\r\n\r\nfirst\r\n"
+        "--d\r\nContent-Type: text/plain\r\n\r\nplain\r\n--d--\r\n";
+    PartTree t = parse_message(msg);
+    ASSERT_EQ(t.parts.size(), 4u);
+    EXPECT_EQ(t.parts[1].type, "message");
+    EXPECT_EQ(t.parts[1].subtype, "rfc822");
+    EXPECT_FALSE(t.parts[1].content_type_given);
+    EXPECT_EQ(t.parts[2].envelope->subject, "one");
+    EXPECT_EQ(t.parts[3].type, "text");
+}
+
+TEST(MimeParser, DepthLimitStopsDescending) {
+    std::string msg;
+    for (int i = 0; i < 10; ++i) {
+        msg += "Content-Type: multipart/mixed; boundary=b" + std::to_string(i) + "\r\n\r\n--b" +
+               std::to_string(i) + "\r\n";
+    }
+    msg += "\r\nleaf\r\n";
+    ParserLimits limits;
+    limits.max_depth = 4;
+    PartTree t = parse_message(msg, limits);
+    EXPECT_EQ(t.parts.size(), 4u);
+    EXPECT_NE(t.limits_hit & kFlagDepthLimit, 0u);
+    EXPECT_NE(t.parts[3].flags & kFlagDepthLimit, 0u);
+    EXPECT_TRUE(check_tree(t).has_value());
+    // Without the limit, all levels are there.
+    EXPECT_EQ(parse_message(msg).parts.size(), 11u);
+}
+
+TEST(MimeParser, DepthLimitAppliesToMessageRfc822Too) {
+    std::string msg;
+    for (int i = 0; i < 50; ++i) {
+        msg += "Content-Type: message/rfc822\r\n\r\n";
+    }
+    msg += "Subject: deepest\r\n\r\nbody\r\n";
+    PartTree t = parse_message(msg);  // default max_depth 32
+    EXPECT_EQ(t.parts.size(), 32u);
+    EXPECT_NE(t.limits_hit & kFlagDepthLimit, 0u);
+    EXPECT_EQ(t.parts.back().body_offset + t.parts.back().body_size, msg.size());
+}
+
+TEST(MimeParser, PartLimitMakesTheRestOpaque) {
+    std::string msg = "Content-Type: multipart/mixed; boundary=b\r\n\r\n";
+    for (int i = 0; i < 20; ++i) {
+        msg += "--b\r\n\r\npart " + std::to_string(i) + "\r\n";
+    }
+    msg += "--b--\r\n";
+    ParserLimits limits;
+    limits.max_parts = 5;
+    PartTree t = parse_message(msg, limits);
+    ASSERT_EQ(t.parts.size(), 5u);
+    EXPECT_NE(t.root().flags & kFlagPartLimit, 0u);
+    // The last child ends at the next boundary; the rest is the root's body.
+    EXPECT_EQ(body_of(msg, t.parts[4]), "part 3");
+    EXPECT_EQ(t.root().body_offset + t.root().body_size, msg.size());
+}
+
+TEST(MimeParser, HeaderLimitTruncatesFieldsButFindsTheBody) {
+    std::string msg = "Subject: kept\r\nX-Big: " + std::string(100000, 'x') +
+                      "\r\nContent-Type: text/html\r\n\r\nbody\r\n";
+    PartTree t = parse_message(msg);  // default max_header_size 64 KiB
+    EXPECT_NE(t.root().flags & kFlagHeaderTruncated, 0u);
+    EXPECT_EQ(t.root().envelope->subject, "kept");
+    EXPECT_EQ(t.root().type, "text");  // the Content-Type came after the cut
+    EXPECT_EQ(body_of(msg, t.root()), "body\r\n");
+}
+
+TEST(MimeParser, TotalHeaderBudgetCapsManyBigHeaders) {
+    std::string msg = "Content-Type: multipart/mixed; boundary=b\r\n\r\n";
+    for (int i = 0; i < 30; ++i) {
+        msg += "--b\r\nX-Pad: " + std::string(1000, 'p') + "\r\nContent-Type: text/html\r\n\r\nx\r\n";
+    }
+    msg += "--b--\r\n";
+    ParserLimits limits;
+    limits.max_total_header_size = 10000;
+    PartTree t = parse_message(msg, limits);
+    ASSERT_EQ(t.parts.size(), 31u);
+    EXPECT_EQ(t.parts[1].subtype, "html");
+    EXPECT_EQ(t.parts[30].subtype, "plain");  // its header was not kept
+    EXPECT_NE(t.parts[30].flags & kFlagHeaderTruncated, 0u);
+    EXPECT_EQ(body_of(msg, t.parts[30]), "x");
+}
+
+TEST(MimeParser, BoundaryLongerThanTheLimitIsOpaque) {
+    std::string b(300, 'q');
+    std::string msg = "Content-Type: multipart/mixed; boundary=" + b + "\r\n\r\n--" + b +
+                      "\r\n\r\ntext\r\n--" + b + "--\r\n";
+    PartTree t = parse_message(msg);
+    EXPECT_EQ(t.parts.size(), 1u);
+    EXPECT_NE(t.root().flags & kFlagBoundaryTooLong, 0u);
+    ParserLimits limits;
+    limits.max_boundary_length = 400;
+    EXPECT_EQ(parse_message(msg, limits).parts.size(), 2u);
+}
+
+TEST(MimeParser, VeryLongLinesAndNulBytes) {
+    std::string msg = "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\n" +
+                      std::string(1 << 20, 'z') + std::string(1, '\0') + "\r\n--b--\r\n";
+    PartTree t = parse_message(msg);
+    ASSERT_EQ(t.parts.size(), 2u);
+    EXPECT_EQ(t.parts[1].body_size, (1u << 20) + 1);
+    EXPECT_NE(t.parts[1].flags & kFlagHasNul, 0u);
+}
+
+TEST(MimeParser, BareLfCountsAndVirtualSizes) {
+    std::string msg = "A: 1\nB: 2\r\n\nx\ny\r\n";
+    PartTree t = parse_message(msg);
+    const Part& r = t.root();
+    EXPECT_EQ(r.header_size, 12u);
+    EXPECT_EQ(r.header_lines, 3u);
+    EXPECT_EQ(r.header_bare_lf, 2u);
+    EXPECT_EQ(r.header_virtual_size(), 14u);
+    EXPECT_EQ(r.body_lines, 2u);
+    EXPECT_EQ(r.body_bare_lf, 1u);
+    EXPECT_EQ(r.body_virtual_size(), 6u);
+    EXPECT_NE(r.flags & kFlagBareLf, 0u);
+}
+
+TEST(MimeParser, LineOfSpacesDoesNotEndTheHeader) {
+    PartTree t = parse_message("Subject: a\r\n \r\nTo: b@c\r\n\r\nbody");
+    EXPECT_EQ(t.root().envelope->to, "b@c");
+    EXPECT_EQ(t.root().body_size, 4u);
+}
+
+TEST(MimeParser, FeedAfterFinishIsIgnored) {
+    MimeParser p;
+    p.feed("Subject: x\r\n\r\nbody");
+    PartTree t = p.finish();
+    p.feed("more");
+    EXPECT_EQ(t.message_size, 18u);
+    EXPECT_TRUE(p.finish().parts.empty());
+}
+
+TEST(MimeParser, EnvelopeFields) {
+    PartTree t = parse_message(
+        "From: A <a@x>\r\nSender: s@x\r\nReply-To: r@x\r\nTo: t@x\r\nCc: c@x\r\nBcc: b@x\r\n"
+        "Subject:  spaced  \r\nDate: Mon, 1 Jan 2026 00:00:00 +0000\r\n"
+        "In-Reply-To: <p@x>\r\nMessage-ID: <m@x>\r\nSubject: second ignored\r\n\r\n");
+    const Envelope& e = *t.root().envelope;
+    EXPECT_EQ(e.subject, "spaced");
+    EXPECT_EQ(e.sender_addrs.at(0).mailbox, "s");
+    EXPECT_EQ(e.reply_to_addrs.at(0).mailbox, "r");
+    EXPECT_EQ(e.cc_addrs.at(0).mailbox, "c");
+    EXPECT_EQ(e.bcc_addrs.at(0).mailbox, "b");
+    EXPECT_EQ(e.in_reply_to, "<p@x>");
+    EXPECT_EQ(e.message_id, "<m@x>");
+    EXPECT_EQ(e.date, "Mon, 1 Jan 2026 00:00:00 +0000");
+    // Absent and empty are different (NIL vs "").
+    PartTree t2 = parse_message("Subject:\r\n\r\n");
+    EXPECT_EQ(t2.root().envelope->subject, "");
+    EXPECT_FALSE(t2.root().envelope->from);
+}
+
+TEST(MimeParser, LargeBodyStreamsInChunks) {
+    // 8 MiB through the parser in 4 KiB chunks; the tree stays one part and
+    // the counts match, with no part of the body kept anywhere.
+    MimeParser p;
+    p.feed("Subject: big\r\n\r\n");
+    std::string chunk;
+    for (int i = 0; i < 64; ++i) {
+        chunk += std::string(62, 'a') + "\r\n";
+    }
+    for (int i = 0; i < 2048; ++i) {
+        p.feed(chunk);
+    }
+    PartTree t = p.finish();
+    EXPECT_EQ(t.root().body_size, 2048u * 4096);
+    EXPECT_EQ(t.root().body_lines, 2048u * 64);
+    EXPECT_EQ(t.message_size, 16u + 2048u * 4096);
+}
+
+}  // namespace
+}  // namespace yubin::mime
