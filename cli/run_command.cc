@@ -1,6 +1,7 @@
 #include "cli/run_command.h"
 
 #include <pwd.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -114,6 +115,15 @@ std::string join_addresses(const std::vector<config::SocketAddress>& addresses) 
 }
 
 int run_quickstart(Context& context, const RunArgs& args) {
+    // Hold SIGINT/SIGTERM/SIGHUP from here on: one that arrives while the
+    // state is prepared stays pending and the supervisor acts on it at once,
+    // so a stop request is never lost and never kills us half-way.
+    sigset_t held;
+    sigemptyset(&held);
+    for (int s : {SIGINT, SIGTERM, SIGHUP}) {
+        sigaddset(&held, s);
+    }
+    sigprocmask(SIG_BLOCK, &held, nullptr);
     std::error_code ec;
     fs::path state = fs::absolute(args.state, ec);
     fs::create_directories(state / "tls", ec);

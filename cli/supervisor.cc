@@ -100,11 +100,17 @@ int run_supervisor(const std::vector<DaemonSpec>& daemons, const SupervisorOptio
     }
     sigset_t previous;
     sigprocmask(SIG_BLOCK, &watched, &previous);
+    // The caller may have blocked these already (to hold a Ctrl-C that comes
+    // during start-up until here); children must get them unblocked.
+    sigset_t child_mask = previous;
+    for (int s : {SIGINT, SIGTERM, SIGHUP, SIGCHLD}) {
+        sigdelset(&child_mask, s);
+    }
 
     std::vector<Child> children(daemons.size());
     for (size_t i = 0; i < daemons.size(); ++i) {
         children[i].spec = &daemons[i];
-        children[i].pid = spawn(daemons[i], previous);
+        children[i].pid = spawn(daemons[i], child_mask);
         children[i].started = time(nullptr);
         if (children[i].pid < 0) {
             children[i].gave_up = true;
@@ -194,7 +200,7 @@ int run_supervisor(const std::vector<DaemonSpec>& daemons, const SupervisorOptio
         for (auto& c : children) {
             if (c.pid < 0 && !c.gave_up && c.restart_at > 0 && now >= c.restart_at) {
                 c.restart_at = 0;
-                c.pid = spawn(*c.spec, previous);
+                c.pid = spawn(*c.spec, child_mask);
                 c.started = now;
                 if (c.pid < 0) {
                     c.gave_up = true;

@@ -44,7 +44,8 @@ class UserCommands(TempDirTest):
         bad = self.yubin("user", "verify", "alice@example.com", config=self.cfg, stdin="wrong\n", check=False)
         self.assertIn("does not match", bad.stderr)
         # The hash, not the password, is what the store keeps.
-        data = open(os.path.join(self.tmp, "store", "data.mdb"), "rb").read()
+        with open(os.path.join(self.tmp, "store", "data.mdb"), "rb") as f:
+            data = f.read()
         self.assertNotIn(b"s3cret pass", data)
         self.assertIn(b"$y$", data)
 

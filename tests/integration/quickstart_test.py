@@ -5,6 +5,7 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -36,15 +37,25 @@ class QuickStart(TempDirTest):
         proc = subprocess.Popen([YUBIN, "run", "--state", "var"], cwd=self.tmp, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, env=env)
         self.addCleanup(lambda: proc.poll() is None and proc.kill())
-        creds = os.path.join(self.tmp, "var", "demo-credentials")
-        ok = wait_for(lambda: os.path.exists(creds) or proc.poll() is not None, timeout=60)
-        self.assertTrue(ok and proc.poll() is None, "yubin run did not come up")
+        proc.output = []
+
+        def pump():
+            for line in proc.stdout:
+                proc.output.append(line)
+        reader = threading.Thread(target=pump, daemon=True)
+        reader.start()
+        proc.reader = reader
+        ok = wait_for(lambda: any("Press Ctrl-C" in l for l in proc.output) or proc.poll() is not None,
+                      timeout=60)
+        self.assertTrue(ok and proc.poll() is None, "yubin run did not come up: " + "".join(proc.output))
         return proc
 
     def stop(self, proc, sig=signal.SIGINT):
         proc.send_signal(sig)
-        out, _ = proc.communicate(timeout=30)
-        return proc.returncode, out
+        proc.wait(timeout=30)
+        proc.reader.join(timeout=10)
+        proc.stdout.close()
+        return proc.returncode, "".join(proc.output)
 
     def credentials(self):
         with open(os.path.join(self.tmp, "var", "demo-credentials")) as f:
@@ -99,9 +110,10 @@ class QuickStart(TempDirTest):
         def entries(kind):
             if not os.path.exists(log):
                 return []
-            return [l.split() for l in open(log) if l.startswith(kind + " ")]
+            with open(log) as f:
+                return [l.split() for l in f if l.startswith(kind + " ")]
 
-        self.assertTrue(wait_for(lambda: len(entries("start")) == 2), open(log).read() if os.path.exists(log) else "")
+        self.assertTrue(wait_for(lambda: len(entries("start")) == 2), "".join(proc.output))
         for e in entries("start"):
             self.assertIn("--config", e)
             self.assertTrue(e[-1].endswith("var/yubin.toml"))
