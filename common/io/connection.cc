@@ -551,7 +551,14 @@ void Connection::connect(Loop& loop, std::string_view host_port, uint64_t timeou
     }
     auto numeric = SocketAddress::from_ip(hp->host, hp->port);
     if (numeric) {
-        op->start_connect(*numeric);
+        // Deferred so that on_done never runs inside connect() itself.
+        loop.post([op, addr = *numeric] {
+            if (op->timed_out) {
+                op->complete(yubin::fail(op->timeout_error()));
+            } else {
+                op->start_connect(addr);
+            }
+        });
         return;
     }
     addrinfo hints{};
@@ -564,7 +571,8 @@ void Connection::connect(Loop& loop, std::string_view host_port, uint64_t timeou
                             port.c_str(), &hints);
     if (rc != 0) {
         op->resolving = false;
-        op->complete(yubin::fail(uv_error("resolve " + op->target, rc)));
+        Error e = uv_error("resolve " + op->target, rc);
+        loop.post([op, e] { op->complete(yubin::fail(e)); });
     }
 }
 

@@ -59,7 +59,8 @@ public:
 
     // Outgoing connection to "host:port" (numeric or a name resolved with
     // getaddrinfo on the thread pool; the queue passes MX addresses it
-    // resolved itself). The handler runs once, on the loop thread.
+    // resolved itself). The handler runs once, on the loop thread, never
+    // inside connect() itself. timeout_ms = 0: no timeout of ours.
     static void connect(Loop& loop, std::string_view host_port, uint64_t timeout_ms,
                         ConnectHandler on_done);
 

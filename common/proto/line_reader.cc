@@ -259,6 +259,14 @@ Event Reader::next_dot() {
                 dot_state_ = DotState::Mid;
                 continue;  // handle c as an ordinary byte
             case DotState::Mid:
+                if (static_cast<unsigned char>(c) > '\r') {
+                    // Fast path: bytes above CR are never special here.
+                    ++i;
+                    while (i < end && static_cast<unsigned char>(p[i]) > '\r') {
+                        ++i;
+                    }
+                    continue;
+                }
                 if (c == '\r') {
                     dot_state_ = DotState::SawCr;
                 } else if (c == '\n') {
