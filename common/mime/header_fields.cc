@@ -159,6 +159,29 @@ std::string percent_decode(std::string_view s) {
     return out;
 }
 
+// RFC 2231 §7 attribute-char: what may stay unescaped in an extended value.
+bool is_attribute_char(char c) noexcept {
+    auto u = static_cast<unsigned char>(c);
+    return u > 0x20 && u < 0x7F && !is_tspecial(c) && c != '*' && c != '\'' && c != '%';
+}
+
+std::string percent_encode(std::string_view bytes) {
+    static constexpr char kHex[] = "0123456789ABCDEF";
+    std::string out;
+    out.reserve(bytes.size());
+    for (char c : bytes) {
+        if (is_attribute_char(c)) {
+            out.push_back(c);
+        } else {
+            auto u = static_cast<unsigned char>(c);
+            out.push_back('%');
+            out.push_back(kHex[u >> 4]);
+            out.push_back(kHex[u & 0x0F]);
+        }
+    }
+    return out;
+}
+
 struct RawParam {
     std::string name;  // lower-cased, as written (may contain "*0*")
     std::string value;
@@ -245,7 +268,7 @@ std::vector<Param> build_params(const std::vector<RawParam>& raw) {
     for (const std::string& name : order) {
         auto ext = extended.find(name);
         if (ext == extended.end()) {
-            out.push_back(Param{name, plain[name], false, {}, {}});
+            out.push_back(Param{name, plain[name], false, {}, {}, {}});
             continue;
         }
         Pending& pending = ext->second;
@@ -263,7 +286,7 @@ std::vector<Param> build_params(const std::vector<RawParam>& raw) {
             if (q2 == std::string_view::npos) {
                 return v;
             }
-            charset = to_lower(v.substr(0, q1));
+            charset = std::string(v.substr(0, q1));
             language = std::string(v.substr(q1 + 1, q2 - q1 - 1));
             return v.substr(q2 + 1);
         };
@@ -292,7 +315,7 @@ std::vector<Param> build_params(const std::vector<RawParam>& raw) {
             if (expect == 0) {
                 // No segment 0: fall back to the plain value if any.
                 if (plain.count(name) != 0) {
-                    out.push_back(Param{name, plain[name], false, {}, {}});
+                    out.push_back(Param{name, plain[name], false, {}, {}, {}});
                 }
                 continue;
             }
@@ -301,10 +324,18 @@ std::vector<Param> build_params(const std::vector<RawParam>& raw) {
         }
         Param param;
         param.name = name;
+        if (!any_encoded) {
+            // Only plain continuations (name*0="a"; name*1="b"): the
+            // joined value is a plain value (RFC 2231 §3).
+            param.value = std::move(bytes);
+            out.push_back(std::move(param));
+            continue;
+        }
         param.extended = true;
         param.language = language;
         param.charset = charset;
-        param.value = any_encoded ? charset_to_utf8(charset, bytes) : bytes;
+        param.value = charset_to_utf8(charset, bytes);
+        param.rfc2231 = charset + "'" + language + "'" + percent_encode(bytes);
         out.push_back(std::move(param));
     }
     return out;

@@ -30,7 +30,7 @@ void set_default_type(Part& part, bool default_rfc822) {
         // RFC 2045 §5.2, also for a syntactically invalid Content-Type.
         part.type = "text";
         part.subtype = "plain";
-        part.params.push_back(Param{"charset", "us-ascii", false, {}, {}});
+        part.params.push_back(Param{"charset", "us-ascii", false, {}, {}, {}});
     }
 }
 

@@ -19,13 +19,17 @@ namespace yubin::mime {
 // One Content-Type / Content-Disposition parameter. RFC 2231 continuations
 // (name*0, name*1*, ...) are already joined and the charset decoded to UTF-8;
 // `extended` tells that the value came in RFC 2231 form, with its `charset`
-// and `language` (both empty otherwise).
+// and `language` (both empty otherwise) and `rfc2231`, the joined value
+// re-encoded as one RFC 2231 §4 extended value (charset'language'%XX...) in
+// the original charset, which is what IMAP servers such as Dovecot send in
+// BODYSTRUCTURE as the parameter "name*".
 struct Param {
     std::string name;   // lower-cased
     std::string value;  // quotes removed; UTF-8 when extended
     bool extended = false;
-    std::string charset;
+    std::string charset;  // as written
     std::string language;
+    std::string rfc2231;
 
     bool operator==(const Param&) const = default;
 };

@@ -46,6 +46,7 @@ public:
             if (p.extended) {
                 str(p.charset);
                 str(p.language);
+                str(p.rfc2231);
             }
         }
     }
@@ -142,6 +143,7 @@ public:
             if (p.extended) {
                 p.charset = str();
                 p.language = str();
+                p.rfc2231 = str();
             }
         }
         return ps;
@@ -316,6 +318,7 @@ void json_params(Json& j, std::string_view k, const std::vector<Param>& ps) {
         if (p.extended) {
             json_str(j, "charset", p.charset);
             json_str(j, "language", p.language);
+            json_str(j, "rfc2231", p.rfc2231);
         }
         j.close('}');
     }

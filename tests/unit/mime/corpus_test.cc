@@ -64,7 +64,28 @@ TEST(MimeCorpus, MatchesGoldens) {
             continue;
         }
         ASSERT_TRUE(fs::exists(golden)) << "no golden; run with YUBIN_UPDATE_GOLDENS=1";
-        EXPECT_EQ(json, read_file(golden));
+        std::string want = read_file(golden);
+        if (json != want) {
+            // Point at the first differing line rather than print both.
+            std::istringstream a(json);
+            std::istringstream b(want);
+            std::string la;
+            std::string lb;
+            int line = 0;
+            while (true) {
+                bool more_a = static_cast<bool>(std::getline(a, la));
+                bool more_b = static_cast<bool>(std::getline(b, lb));
+                ++line;
+                if (la != lb || more_a != more_b) {
+                    ADD_FAILURE() << golden.filename().string() << ":" << line << ": golden has\n  "
+                                  << lb << "\nparser gives\n  " << la;
+                    break;
+                }
+                if (!more_a) {
+                    break;
+                }
+            }
+        }
     }
 }
 

@@ -74,8 +74,9 @@ TEST(Rfc2231, JoinsContinuationsAndDecodesCharset) {
     EXPECT_EQ(ps[0].name, "filename");
     EXPECT_EQ(ps[0].value, "日本語の.txt");  // segments out of order are sorted
     EXPECT_TRUE(ps[0].extended);
-    EXPECT_EQ(ps[0].charset, "utf-8");
+    EXPECT_EQ(ps[0].charset, "UTF-8");
     EXPECT_EQ(ps[0].language, "ja");
+    EXPECT_EQ(ps[0].rfc2231, "UTF-8'ja'%E6%97%A5%E6%9C%AC%E8%AA%9E%E3%81%AE.txt");
 }
 
 TEST(Rfc2231, MixesEncodedAndPlainSegments) {
@@ -86,6 +87,9 @@ TEST(Rfc2231, MixesEncodedAndPlainSegments) {
     ASSERT_EQ(ps.size(), 1u);
     EXPECT_EQ(ps[0].value, "This is even more ***fun*** isn't it!");
     EXPECT_EQ(ps[0].language, "en");
+    // Re-encoded as one extended value, plain segments escaped too.
+    EXPECT_EQ(ps[0].rfc2231,
+              "us-ascii'en'This%20is%20even%20more%20%2A%2A%2Afun%2A%2A%2A%20isn%27t%20it!");
 }
 
 TEST(Rfc2231, SingleExtendedValueInLatin1) {
@@ -94,6 +98,7 @@ TEST(Rfc2231, SingleExtendedValueInLatin1) {
     EXPECT_EQ(ps[0].value, "Straße.txt");
     EXPECT_EQ(ps[0].charset, "iso-8859-1");
     EXPECT_EQ(ps[0].language, "");
+    EXPECT_EQ(ps[0].rfc2231, "iso-8859-1''Stra%DFe.txt");  // original charset kept
 }
 
 TEST(Rfc2231, ExtendedWinsOverPlainAndKeepsItsPlace) {
@@ -111,6 +116,14 @@ TEST(Rfc2231, StopsAtAGapAndIgnoresHostileIndices) {
     EXPECT_EQ(ps[0].value, "one");  // *2 without *1 is dropped
     EXPECT_EQ(ps[1].name, "c");
     EXPECT_EQ(ps[1].value, "z");  // "01" has a leading zero: not a segment
+}
+
+TEST(Rfc2231, PlainContinuationsJoinIntoAPlainValue) {
+    auto ps = parse_params("; title*0=\"A long title, \"; title*1=\"split\"");
+    ASSERT_EQ(ps.size(), 1u);
+    EXPECT_EQ(ps[0].value, "A long title, split");
+    EXPECT_FALSE(ps[0].extended);
+    EXPECT_EQ(ps[0].rfc2231, "");
 }
 
 TEST(Rfc2231, PlainValueUsedWhenSegmentZeroMissing) {
