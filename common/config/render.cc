@@ -124,6 +124,17 @@ constexpr const char* kDefaultHeader =
     "# Developers: this file is generated from common/config/schema.cc by\n"
     "# yubin_config_gen; a unit test fails when the two differ.\n";
 
+// Text put inside a "# ..." comment must not end the comment early.
+std::string comment_safe(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) {
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+            c = '?';
+        }
+    }
+    return out;
+}
+
 std::string render(const Config& config, std::string_view header) {
     std::string out(header);
     for (const auto& section : schema()) {
@@ -192,7 +203,7 @@ std::optional<std::string> replace_generated_block(std::string_view doc,
 std::string render_config_toml(const Config& config) {
     std::string header = "# yubin configuration";
     if (!config.source.empty()) {
-        header += ", rendered from " + config.source;
+        header += ", rendered from " + comment_safe(config.source);
     }
     header += ". Reference: docs/configuration.md.\n";
     return render(config, header);
@@ -220,7 +231,7 @@ std::string quickstart_config_toml(const std::string& state_dir_abs, const std::
     c.pop3d.pop3s = loopback(2995);
     return render(c,
                   "# yubin quick-start configuration, written by `yubin run`: state under\n"
-                  "# " + state_dir_abs + ", loopback listeners on high ports, no privilege drop,\n"
+                  "# " + comment_safe(state_dir_abs) + ", loopback listeners on high ports, no privilege drop,\n"
                   "# a self-signed certificate. Edit freely; `yubin run` keeps an existing file.\n"
                   "# Reference: docs/configuration.md.\n");
 }

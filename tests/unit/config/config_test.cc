@@ -477,6 +477,13 @@ TEST(ConfigRender, QuickstartLoads) {
     EXPECT_EQ(c->pop3d.pop3, loopback(2110));
     EXPECT_EQ(c->pop3d.pop3s, loopback(2995));
     EXPECT_EQ(c->smtpd.max_message_size, 52428800u);  // the rest stays default
+
+    // An awkward state directory survives quoting, also in the header comment.
+    const std::string odd = "/tmp/my \"yubin\"\nstate\\";
+    auto o = load_ok(quickstart_config_toml(odd, "ann"));
+    ASSERT_TRUE(o);
+    EXPECT_EQ(o->server.state_dir, odd);
+    EXPECT_EQ(o->tls.key, odd + "/tls/key.pem");
 }
 
 TEST(ConfigRender, NonDefaultConfigRoundTrips) {
