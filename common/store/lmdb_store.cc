@@ -50,6 +50,7 @@ constexpr uint8_t kRecordVersion = 1;
 constexpr int kMaxAliasDepth = 8;
 constexpr uint64_t kMaxMapSize = 1ULL << 40;  // 1 TiB of address space
 constexpr unsigned kMaxDbs = 32;
+constexpr size_t kMaxStagingThreads = 16;
 
 struct DefaultMailbox {
     const char* name;
@@ -2017,26 +2018,51 @@ void LmdbStore::writer_main() {
         }
         // Large bodies go to files BEFORE the LMDB write lock is taken: file,
         // then its directory, are fsynced before the commit that refers to them.
-        std::set<std::string> dirs;
+        // Files of one batch are written in parallel: their fsyncs then share
+        // journal commits instead of queueing one after another.
+        std::vector<WriteOp*> to_stage;
         for (auto& op : batch) {
-            if (op->body_to_stage == nullptr || !op->staged_file.empty()) {
-                continue;
+            if (op->body_to_stage != nullptr && op->staged_file.empty()) {
+                to_stage.push_back(op.get());
             }
-            auto name = random_name();
-            if (!name) {
-                op->prepared_failed = true;
-                op->set_error(name.error());
-                continue;
+        }
+        std::atomic<size_t> next_stage{0};
+        auto stage_worker = [&] {
+            for (size_t i = next_stage++; i < to_stage.size(); i = next_stage++) {
+                WriteOp* op = to_stage[i];
+                auto name = random_name();
+                if (!name) {
+                    op->prepared_failed = true;
+                    op->set_error(name.error());
+                    continue;
+                }
+                auto w = write_file(blob_file_path(options_.path, *name), *op->body_to_stage);
+                if (!w) {
+                    op->prepared_failed = true;
+                    op->set_error(w.error());
+                    continue;
+                }
+                op->staged_file = *name;
             }
-            std::string path = blob_file_path(options_.path, *name);
-            auto w = write_file(path, *op->body_to_stage);
-            if (!w) {
-                op->prepared_failed = true;
-                op->set_error(w.error());
-                continue;
+        };
+        if (to_stage.size() > 1) {
+            std::vector<std::thread> stagers;
+            size_t n = std::min<size_t>(to_stage.size(), kMaxStagingThreads);
+            for (size_t i = 0; i < n; ++i) {
+                stagers.emplace_back(stage_worker);
             }
-            op->staged_file = *name;
-            dirs.insert(path.substr(0, path.rfind('/')));
+            for (auto& t : stagers) {
+                t.join();
+            }
+        } else {
+            stage_worker();
+        }
+        std::set<std::string> dirs;
+        for (WriteOp* op : to_stage) {
+            if (!op->staged_file.empty()) {
+                std::string path = blob_file_path(options_.path, op->staged_file);
+                dirs.insert(path.substr(0, path.rfind('/')));
+            }
         }
         Result<void> dir_sync;
         for (const auto& d : dirs) {
