@@ -157,8 +157,11 @@ std::optional<EncodedWord> parse_encoded_word(std::string_view s) {
         return std::nullopt;
     }
     size_t text_start = q1 + 3;
-    size_t end = s.find("?=", text_start);
-    if (end == std::string_view::npos) {
+    // The text holds no "?" (RFC 2047 §4), so the word ends at the next
+    // "?", which must be followed by "=". Stopping there also keeps a
+    // header full of unterminated "=?" from costing quadratic time.
+    size_t end = s.find('?', text_start);
+    if (end == std::string_view::npos || end + 1 >= s.size() || s[end + 1] != '=') {
         return std::nullopt;
     }
     std::string_view text = s.substr(text_start, end - text_start);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "common/base/strings.h"
 #include "common/mime/encoded_words.h"
@@ -83,7 +84,13 @@ public:
         if (pos_ < text_.size() && text_[pos_] == '"') {
             return quoted();
         }
+        // A proper token, maybe followed by a comment ("us-ascii (Plain)").
         size_t start = pos_;
+        std::string_view tok = token();
+        if (!tok.empty() && (at_end() || peek() == ';')) {
+            return std::string(tok);
+        }
+        pos_ = start;
         while (pos_ < text_.size() && text_[pos_] != ';') {
             ++pos_;
         }
@@ -226,10 +233,11 @@ std::vector<Param> build_params(const std::vector<RawParam>& raw) {
         std::string single_value;
     };
     std::vector<std::string> order;
+    std::set<std::string> seen;  // a header may hold thousands of params
     std::map<std::string, std::string> plain;
     std::map<std::string, Pending> extended;
     auto note = [&](const std::string& name) {
-        if (std::find(order.begin(), order.end(), name) == order.end()) {
+        if (seen.insert(name).second) {
             order.push_back(name);
         }
     };
@@ -512,15 +520,17 @@ public:
                     out_.push_back(Address{Address::Kind::GroupEnd, {}, {}, {}, {}});
                     in_group_ = false;
                 }
-            } else if (is_special(t, ':') && !in_group_ && !had_angle_ && !has_at(phrase_)) {
+            } else if (is_special(t, ':') && !in_group_ && !had_angle_ && !phrase_has_at_) {
                 Address start;
                 start.kind = Address::Kind::GroupStart;
                 start.mailbox = join_phrase(phrase_);
                 out_.push_back(std::move(start));
                 phrase_.clear();
+                phrase_has_at_ = false;
                 in_group_ = true;
             } else {
                 phrase_.push_back(&t);
+                phrase_has_at_ = phrase_has_at_ || is_special(t, '@');
             }
         }
         flush();
@@ -531,12 +541,6 @@ public:
     }
 
 private:
-    static bool has_at(const std::vector<const Token*>& toks) {
-        return std::any_of(toks.begin(), toks.end(), [](const Token* t) {
-            return is_special(*t, '@');
-        });
-    }
-
     void flush() {
         Address addr;
         if (had_angle_) {
@@ -581,6 +585,7 @@ private:
     }
     void reset() {
         phrase_.clear();
+        phrase_has_at_ = false;
         angle_toks_.clear();
         angle_ = false;
         had_angle_ = false;
@@ -592,6 +597,7 @@ private:
     std::vector<const Token*> angle_toks_;
     bool angle_ = false;
     bool had_angle_ = false;
+    bool phrase_has_at_ = false;
     bool in_group_ = false;
 };
 

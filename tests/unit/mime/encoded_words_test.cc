@@ -50,6 +50,16 @@ TEST(EncodedWords, LeavesMalformedWordsAlone) {
     EXPECT_EQ(decode_encoded_words("=?utf-8?Q?100=ZZ?="), "100=ZZ");
 }
 
+TEST(EncodedWords, UnterminatedWordsStayLinear) {
+    std::string v;
+    for (int i = 0; i < 20000; ++i) {
+        v += "=?a?q?xyz";
+    }
+    EXPECT_EQ(decode_encoded_words(v), v);  // nothing to decode, and fast
+    // A "?" inside the text ends the word early: not a valid word.
+    EXPECT_EQ(decode_encoded_words("=?utf-8?Q?a?b?="), "=?utf-8?Q?a?b?=");
+}
+
 TEST(EncodedWords, DecodesWordsGluedToText) {
     // Not allowed by RFC 2047 §5, but common; mail clients decode them.
     EXPECT_EQ(decode_encoded_words("Re:=?utf-8?Q?caf=C3=A9?=!"), "Re:café!");
