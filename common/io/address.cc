@@ -14,15 +14,16 @@ Result<HostPort> split_host_port(std::string_view text) {
     if (!text.empty() && text.front() == '[') {
         size_t close = text.find(']');
         if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
-            return fail(ErrorCode::Invalid, "expected [address]:port, got '" + std::string(text) + "'");
+            return fail(ErrorCode::Invalid,
+                        "expected [address]:port, got '" + std::string(text) + "'");
         }
         out.host = std::string(text.substr(1, close - 1));
         port_text = text.substr(close + 2);
     } else {
         size_t colon = text.rfind(':');
         if (colon == std::string_view::npos || text.find(':') != colon) {
-            return fail(ErrorCode::Invalid, "expected host:port (IPv6 in brackets), got '" +
-                                                std::string(text) + "'");
+            return fail(ErrorCode::Invalid,
+                        "expected host:port (IPv6 in brackets), got '" + std::string(text) + "'");
         }
         out.host = std::string(text.substr(0, colon));
         port_text = text.substr(colon + 1);

@@ -32,9 +32,9 @@ public:
 
     int family() const { return storage_.ss_family; }
     bool valid() const { return family() == AF_INET || family() == AF_INET6; }
-    std::string ip() const;          // "192.0.2.1", "2001:db8::1"
+    std::string ip() const;  // "192.0.2.1", "2001:db8::1"
     uint16_t port() const;
-    std::string to_string() const;   // "192.0.2.1:25", "[2001:db8::1]:25"
+    std::string to_string() const;  // "192.0.2.1:25", "[2001:db8::1]:25"
     const sockaddr* raw() const { return reinterpret_cast<const sockaddr*>(&storage_); }
     socklen_t raw_size() const;
 

@@ -460,7 +460,9 @@ struct ConnectOp {
         }
     }
 
-    Error timeout_error() const { return Error{ErrorCode::Temp, "connect to " + target + ": timed out"}; }
+    Error timeout_error() const {
+        return Error{ErrorCode::Temp, "connect to " + target + ": timed out"};
+    }
 
     void start_connect(const SocketAddress& addr) {
         tcp = new uv_tcp_t();
@@ -506,8 +508,8 @@ struct ConnectOp {
             if (op->timed_out) {
                 op->complete(fail(op->timeout_error()));
             } else if (status != 0 || !addr.valid()) {
-                op->complete(fail(Error{ErrorCode::Dns, "resolve " + op->target + ": " +
-                                                            uv_strerror(status)}));
+                op->complete(fail(
+                    Error{ErrorCode::Dns, "resolve " + op->target + ": " + uv_strerror(status)}));
             } else {
                 op->start_connect(addr);
             }

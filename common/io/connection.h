@@ -147,9 +147,9 @@ private:
     bool pump_tls();
     void raw_write(std::string bytes);
     void finish(std::optional<Error> error);  // close the handle, then on_close
-    void fail(Error error);                    // abort with an error
-    void touch();                              // restart the idle timer
-    void closed();                             // the uv_close callback arrived
+    void fail(Error error);                   // abort with an error
+    void touch();                             // restart the idle timer
+    void closed();                            // the uv_close callback arrived
 
     Loop& loop_;
     UvHandle<uv_tcp_t> tcp_;

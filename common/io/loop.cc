@@ -129,13 +129,17 @@ Loop::~Loop() {
     }
 }
 
-void Loop::run() { uv_run(&loop_, UV_RUN_DEFAULT); }
+void Loop::run() {
+    uv_run(&loop_, UV_RUN_DEFAULT);
+}
 
 bool Loop::run_once(bool wait) {
     return uv_run(&loop_, wait ? UV_RUN_ONCE : UV_RUN_NOWAIT) != 0;
 }
 
-void Loop::stop() { uv_stop(&loop_); }
+void Loop::stop() {
+    uv_stop(&loop_);
+}
 
 Timer::Timer(Loop& loop, std::function<void()> on_fire) : on_fire_(std::move(on_fire)) {
     auto* t = new uv_timer_t();
@@ -148,7 +152,9 @@ void Timer::start(uint64_t timeout_ms, uint64_t repeat_ms) {
     uv_timer_start(handle_.get(), &Timer::on_timer, timeout_ms, repeat_ms);
 }
 
-void Timer::stop() { uv_timer_stop(handle_.get()); }
+void Timer::stop() {
+    uv_timer_stop(handle_.get());
+}
 
 bool Timer::active() const {
     return uv_is_active(reinterpret_cast<const uv_handle_t*>(handle_.get())) != 0;

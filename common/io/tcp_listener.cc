@@ -114,7 +114,9 @@ void TcpListener::set_limits(size_t max_connections, size_t max_per_ip) {
     counts_->max_per_ip = max_per_ip;
 }
 
-size_t TcpListener::active_connections() const { return counts_->total; }
+size_t TcpListener::active_connections() const {
+    return counts_->total;
+}
 
 size_t TcpListener::active_from(const std::string& ip) const {
     auto it = counts_->per_ip.find(ip);

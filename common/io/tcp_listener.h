@@ -32,11 +32,11 @@
 namespace yubin::io {
 
 struct ListenerOptions {
-    std::string address;           // "0.0.0.0:25", "[::]:993", "127.0.0.1:0"
-    bool reuse_port = false;       // SO_REUSEPORT: several processes share the port
+    std::string address;      // "0.0.0.0:25", "[::]:993", "127.0.0.1:0"
+    bool reuse_port = false;  // SO_REUSEPORT: several processes share the port
     int backlog = 511;
-    size_t max_connections = 0;    // 0 = unlimited
-    size_t max_per_ip = 0;         // 0 = unlimited
+    size_t max_connections = 0;  // 0 = unlimited
+    size_t max_per_ip = 0;       // 0 = unlimited
 };
 
 class TcpListener {

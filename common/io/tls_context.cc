@@ -24,10 +24,14 @@ namespace {
 
 int to_openssl(TlsVersion v) {
     switch (v) {
-        case TlsVersion::Tls10: return TLS1_VERSION;
-        case TlsVersion::Tls11: return TLS1_1_VERSION;
-        case TlsVersion::Tls12: return TLS1_2_VERSION;
-        case TlsVersion::Tls13: return TLS1_3_VERSION;
+        case TlsVersion::Tls10:
+            return TLS1_VERSION;
+        case TlsVersion::Tls11:
+            return TLS1_1_VERSION;
+        case TlsVersion::Tls12:
+            return TLS1_2_VERSION;
+        case TlsVersion::Tls13:
+            return TLS1_3_VERSION;
     }
     return TLS1_2_VERSION;
 }
@@ -50,9 +54,9 @@ std::vector<std::string> certificate_names(X509* cert) {
             const GENERAL_NAME* gn = sk_GENERAL_NAME_value(sans.get(), i);
             if (gn->type == GEN_DNS) {
                 const ASN1_IA5STRING* s = gn->d.dNSName;
-                names.push_back(to_lower(std::string_view(
-                    reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
-                    static_cast<size_t>(ASN1_STRING_length(s)))));
+                names.push_back(to_lower(
+                    std::string_view(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                                     static_cast<size_t>(ASN1_STRING_length(s)))));
             }
         }
     }
@@ -119,8 +123,8 @@ Result<SslCtxPtr> new_ctx(bool server, TlsVersion min, TlsVersion max,
     // The engine writes records into a memory BIO that may be momentarily
     // full: let SSL_write return partial counts and be retried from a moved
     // buffer.
-    SSL_CTX_set_mode(ctx.get(), SSL_MODE_ENABLE_PARTIAL_WRITE |
-                                    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_mode(ctx.get(),
+                     SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     return ctx;
 }
 

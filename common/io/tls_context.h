@@ -42,12 +42,12 @@ struct TlsServerOptions {
 };
 
 struct TlsClientOptions {
-    std::string ca_file;             // PEM bundle; empty = none
-    bool use_system_cas = true;      // also trust the system store
-    bool verify = false;             // true: fail the handshake on a bad chain/name
+    std::string ca_file;         // PEM bundle; empty = none
+    bool use_system_cas = true;  // also trust the system store
+    bool verify = false;         // true: fail the handshake on a bad chain/name
     TlsVersion min_version = TlsVersion::Tls12;
     TlsVersion max_version = TlsVersion::Tls13;
-    std::string cipher_list;         // empty = OpenSSL default
+    std::string cipher_list;  // empty = OpenSSL default
 };
 
 struct SslCtxDeleter {

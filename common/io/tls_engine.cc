@@ -17,7 +17,8 @@ constexpr size_t kBioBufferSize = 32 * 1024;
 
 bool is_ip_literal(const std::string& name) {
     unsigned char buf[sizeof(struct in6_addr)];
-    return inet_pton(AF_INET, name.c_str(), buf) == 1 || inet_pton(AF_INET6, name.c_str(), buf) == 1;
+    return inet_pton(AF_INET, name.c_str(), buf) == 1 ||
+           inet_pton(AF_INET6, name.c_str(), buf) == 1;
 }
 
 }  // namespace
@@ -81,7 +82,8 @@ Result<std::unique_ptr<TlsEngine>> TlsEngine::client(std::shared_ptr<const TlsCo
         } else {
             if (SSL_set_tlsext_host_name(ssl, name.c_str()) != 1 ||
                 SSL_set1_host(ssl, name.c_str()) != 1) {
-                return fail(ErrorCode::Invalid, "bad server name " + name + ": " + openssl_errors());
+                return fail(ErrorCode::Invalid,
+                            "bad server name " + name + ": " + openssl_errors());
             }
         }
     }

@@ -24,12 +24,12 @@ namespace yubin::io {
 // What a finished handshake tells, e.g. for Received headers
 // (RFC 8314 §4.3 recommends recording the TLS version and cipher).
 struct TlsInfo {
-    std::string version;      // "TLSv1.3"
-    std::string cipher;       // "TLS_AES_256_GCM_SHA384"
-    std::string server_name;  // SNI sent by the client (server side) or asked for (client)
-    bool peer_verified = false;      // client side: chain and host name verified
-    std::string verify_error;        // why not, when peer_verified is false
-    std::string peer_subject;        // subject of the peer's certificate, if any
+    std::string version;         // "TLSv1.3"
+    std::string cipher;          // "TLS_AES_256_GCM_SHA384"
+    std::string server_name;     // SNI sent by the client (server side) or asked for (client)
+    bool peer_verified = false;  // client side: chain and host name verified
+    std::string verify_error;    // why not, when peer_verified is false
+    std::string peer_subject;    // subject of the peer's certificate, if any
 };
 
 struct SslDeleter {

@@ -9,15 +9,24 @@ namespace yubin::proto {
 
 std::string_view event_kind_name(EventKind kind) noexcept {
     switch (kind) {
-        case EventKind::NeedMore: return "NeedMore";
-        case EventKind::Line: return "Line";
-        case EventKind::LineTooLong: return "LineTooLong";
-        case EventKind::LiteralData: return "LiteralData";
-        case EventKind::LiteralEnd: return "LiteralEnd";
-        case EventKind::DotData: return "DotData";
-        case EventKind::DotEnd: return "DotEnd";
-        case EventKind::ChunkData: return "ChunkData";
-        case EventKind::ChunkEnd: return "ChunkEnd";
+        case EventKind::NeedMore:
+            return "NeedMore";
+        case EventKind::Line:
+            return "Line";
+        case EventKind::LineTooLong:
+            return "LineTooLong";
+        case EventKind::LiteralData:
+            return "LiteralData";
+        case EventKind::LiteralEnd:
+            return "LiteralEnd";
+        case EventKind::DotData:
+            return "DotData";
+        case EventKind::DotEnd:
+            return "DotEnd";
+        case EventKind::ChunkData:
+            return "ChunkData";
+        case EventKind::ChunkEnd:
+            return "ChunkEnd";
     }
     return "?";
 }
@@ -116,10 +125,13 @@ Event Reader::next() {
         skipping_ = false;
     }
     switch (mode_) {
-        case Mode::Line: return next_line();
+        case Mode::Line:
+            return next_line();
         case Mode::Literal:
-        case Mode::Chunk: return next_counted();
-        case Mode::DotData: return next_dot();
+        case Mode::Chunk:
+            return next_counted();
+        case Mode::DotData:
+            return next_dot();
     }
     return make_event(EventKind::NeedMore);
 }
@@ -262,7 +274,7 @@ Event Reader::next_dot() {
                 if (static_cast<unsigned char>(c) > '\r') {
                     // Fast path: bytes above CR are never special here.
                     ++i;
-                    while (i < end && static_cast<unsigned char>(p[i]) > '\r') {
+                    while (i<end&& static_cast<unsigned char>(p[i])> '\r') {
                         ++i;
                     }
                     continue;

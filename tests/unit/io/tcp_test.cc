@@ -129,7 +129,7 @@ TEST(Address, ParsesListenStrings) {
     EXPECT_EQ(b->family(), AF_INET6);
     EXPECT_EQ(b->to_string(), "[::]:993");
     EXPECT_EQ(SocketAddress::parse("127.0.0.1:0")->to_string(), "127.0.0.1:0");
-    EXPECT_FALSE(SocketAddress::parse("::1:25"));       // v6 needs brackets
+    EXPECT_FALSE(SocketAddress::parse("::1:25"));  // v6 needs brackets
     EXPECT_FALSE(SocketAddress::parse("1.2.3.4:65536"));
     EXPECT_FALSE(SocketAddress::parse("1.2.3.4"));
     EXPECT_FALSE(SocketAddress::parse("mail.example:25"));  // listen needs numeric
@@ -365,7 +365,8 @@ TEST(Connection, CloseFlushesLargeWritesAndBackPressureDrains) {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));  // let the queue build
         got = c.read_to_eof(10000).size();
     });
-    EXPECT_TRUE(run_until(*loop, [&] { return closed; }, 15000));
+    EXPECT_TRUE(run_until(
+        *loop, [&] { return closed; }, 15000));
     t.join();
     EXPECT_GT(queued_peak, 0u);  // the kernel could not take 8 MiB at once
     EXPECT_EQ(got, big.size() + 5);
@@ -392,7 +393,8 @@ TEST(Connection, DrainedFiresWhenTheQueueEmpties) {
         EXPECT_EQ(c.read_exactly(8u * 1024 * 1024), 8u * 1024 * 1024);
         done = true;
     });
-    EXPECT_TRUE(run_until(*loop, [&] { return done && drained > 0; }, 15000));
+    EXPECT_TRUE(run_until(
+        *loop, [&] { return done && drained > 0; }, 15000));
     t.join();
     EXPECT_GT(peak, 0u);
     EXPECT_GE(drained, 1);
@@ -447,7 +449,8 @@ struct StarttlsServer {
         conn = std::move(c);
         conn->on_data([this](std::string_view d) {
             reader.feed(d);
-            for (auto ev = reader.next(); ev.kind != proto::EventKind::NeedMore; ev = reader.next()) {
+            for (auto ev = reader.next(); ev.kind != proto::EventKind::NeedMore;
+                 ev = reader.next()) {
                 std::string line(ev.data);
                 lines.push_back(line);
                 if (line == "STARTTLS") {
@@ -551,7 +554,7 @@ TEST(Connection, ImplicitTlsWithOpensslSClient) {
     ASSERT_TRUE(l->start([&](std::unique_ptr<Connection> c) {
         server = std::move(c);
         ASSERT_TRUE(server->start_tls_server(server_tls()));  // implicit TLS: at accept
-        server->write("* OK IMAP4rev2 ready\r\n");             // sent once the handshake ends
+        server->write("* OK IMAP4rev2 ready\r\n");            // sent once the handshake ends
         server->on_tls_done([&](const Result<void>& r) {
             ASSERT_TRUE(r.has_value()) << r.error().message;
             seen_version = server->tls_info()->version;
@@ -559,7 +562,8 @@ TEST(Connection, ImplicitTlsWithOpensslSClient) {
         });
         server->on_data([&](std::string_view d) {
             reader.feed(d);
-            for (auto ev = reader.next(); ev.kind != proto::EventKind::NeedMore; ev = reader.next()) {
+            for (auto ev = reader.next(); ev.kind != proto::EventKind::NeedMore;
+                 ev = reader.next()) {
                 if (ev.data == "a1 LOGOUT") {
                     server->write("* BYE logging out\r\na1 OK LOGOUT completed\r\n");
                     server->close();
@@ -568,11 +572,10 @@ TEST(Connection, ImplicitTlsWithOpensslSClient) {
         });
         server->start();
     }));
-    const std::string cmd = "printf 'a1 LOGOUT\\r\\n' | timeout 10 openssl s_client -connect 127.0.0.1:" +
-                            std::to_string(l->local_address().port()) +
-                            " -servername mail.example.test -CAfile " +
-                            TestCerts::get().path("ca.crt") +
-                            " -verify_return_error -quiet -ign_eof 2>/dev/null";
+    const std::string cmd =
+        "printf 'a1 LOGOUT\\r\\n' | timeout 10 openssl s_client -connect 127.0.0.1:" +
+        std::to_string(l->local_address().port()) + " -servername mail.example.test -CAfile " +
+        TestCerts::get().path("ca.crt") + " -verify_return_error -quiet -ign_eof 2>/dev/null";
     std::promise<std::string> out;
     auto fut = out.get_future();
     std::thread t([&] {
@@ -587,9 +590,9 @@ TEST(Connection, ImplicitTlsWithOpensslSClient) {
         }
         out.set_value(text);
     });
-    EXPECT_TRUE(run_until(*loop, [&] {
-        return fut.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
-    }, 15000));
+    EXPECT_TRUE(run_until(
+        *loop, [&] { return fut.wait_for(std::chrono::seconds(0)) == std::future_status::ready; },
+        15000));
     t.join();
     EXPECT_EQ(fut.get(), "* OK IMAP4rev2 ready\r\n* BYE logging out\r\na1 OK LOGOUT completed\r\n");
     EXPECT_EQ(seen_version, "TLSv1.3");

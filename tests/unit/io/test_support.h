@@ -42,13 +42,13 @@ private:
                 "' -addext basicConstraints=critical,CA:TRUE "
                 "-addext keyUsage=critical,keyCertSign,cRLSign");
         };
-        auto make_leaf = [&](const std::string& name, const std::string& ca,
-                             const std::string& cn, const std::string& sans) {
+        auto make_leaf = [&](const std::string& name, const std::string& ca, const std::string& cn,
+                             const std::string& sans) {
             run(q + "printf 'subjectAltName=" + sans +
                 "\\nbasicConstraints=CA:FALSE\\nextendedKeyUsage=serverAuth\\n' > " + name +
                 ".ext && openssl req " + ec + " -keyout " + name + ".key -out " + name +
-                ".csr -subj '/CN=" + cn + "' && openssl x509 -req -in " + name +
-                ".csr -CA " + ca + ".crt -CAkey " + ca + ".key -CAcreateserial -out " + name +
+                ".csr -subj '/CN=" + cn + "' && openssl x509 -req -in " + name + ".csr -CA " + ca +
+                ".crt -CAkey " + ca + ".key -CAcreateserial -out " + name +
                 ".crt -days 2 -extfile " + name + ".ext");
         };
         make_ca("ca", "Yubin Test CA");

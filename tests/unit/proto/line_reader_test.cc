@@ -155,8 +155,7 @@ TEST(LineReader, IncompleteLineWaits) {
 
 TEST(LineReader, BareLfBareCrAndNulAreFlagged) {
     EXPECT_EQ(run_all_ways("A\nB\rC\r\nD\0E\r\nF\r\r\n"s),
-              (Log{"Line[LF]:A", "Line[CR]:B\rC", "Line[NUL]:D\0E"s,
-                   "Line[CR]:F\r"}));
+              (Log{"Line[LF]:A", "Line[CR]:B\rC", "Line[NUL]:D\0E"s, "Line[CR]:F\r"}));
 }
 
 TEST(LineReader, MaxLineCountsTheTerminator) {
@@ -201,8 +200,8 @@ TEST(LineReader, ModeChosenAfterTooLongAppliesAfterTheSkip) {
 
 TEST(DotData, UnstuffsAndEndsAtCrlfDotCrlf) {
     EXPECT_EQ(run_all_ways("DATA\r\nSubject: x\r\n\r\n..leading dot\r\n.\r\nQUIT\r\n"),
-              (Log{"Line:DATA", "DotData:Subject: x\r\n\r\n.leading dot\r\n",
-                   "DotEnd size=28", "Line:QUIT"}));
+              (Log{"Line:DATA", "DotData:Subject: x\r\n\r\n.leading dot\r\n", "DotEnd size=28",
+                   "Line:QUIT"}));
 }
 
 TEST(DotData, EmptyBody) {
@@ -229,8 +228,8 @@ TEST(DotData, TooBigKeepsCountingAndStopsDelivering) {
         body += "0123456789\r\n";
     }
     Log log = run_all_ways("DATA\r\n" + body + ".\r\nRSET\r\n", {}, policy);
-    EXPECT_EQ(log, (Log{"Line:DATA", "DotData:0123456789", "DotEnd size=120 too-big",
-                        "Line:RSET"}));
+    EXPECT_EQ(log,
+              (Log{"Line:DATA", "DotData:0123456789", "DotEnd size=120 too-big", "Line:RSET"}));
 }
 
 TEST(DotData, StreamsWithoutAccumulating) {
@@ -269,9 +268,8 @@ TEST(Bdat, ZeroSizedAndSkippedChunks) {
 TEST(Literal, AcceptedLiteralsContinueTheLine) {
     ReaderLimits lim{.detect_literals = true};
     EXPECT_EQ(run_all_ways("a1 LOGIN {3}\r\nbob {6+}\r\nsecret\r\na2 NOOP\r\n", lim),
-              (Log{"Line{3}:a1 LOGIN {3}", "LiteralData:bob", "LiteralEnd",
-                   "Line{6+}: {6+}", "LiteralData:secret", "LiteralEnd", "Line:",
-                   "Line:a2 NOOP"}));
+              (Log{"Line{3}:a1 LOGIN {3}", "LiteralData:bob", "LiteralEnd", "Line{6+}: {6+}",
+                   "LiteralData:secret", "LiteralEnd", "Line:", "Line:a2 NOOP"}));
 }
 
 TEST(Literal, RejectedLiteralLeavesLineMode) {
@@ -298,8 +296,7 @@ TEST(Literal, NotDetectedUnlessAskedOrMalformed) {
 
 TEST(Literal, EmptyLiteral) {
     ReaderLimits lim{.detect_literals = true};
-    EXPECT_EQ(run_all_ways("a {0}\r\n)\r\n", lim),
-              (Log{"Line{0}:a {0}", "LiteralEnd", "Line:)"}));
+    EXPECT_EQ(run_all_ways("a {0}\r\n)\r\n", lim), (Log{"Line{0}:a {0}", "LiteralEnd", "Line:)"}));
 }
 
 TEST(Pipelining, WholeTransactionInOneChunkKeepsOrder) {
@@ -350,9 +347,18 @@ TEST(Discard, EndsAPartialUnitAndReturnsToLineMode) {
 TEST(LineReader, RandomMixedTrafficAgreesAcrossSplits) {
     // Random sessions built from the pieces above, each checked all ways.
     const std::vector<std::string> parts = {
-        "NOOP\r\n", "A\n", "x\ry\r\n", "DATA\r\nb\r\n..c\r\n.\r\n", "DATA\r\n.\r\n",
-        "BDAT 4\r\n\r\n.\r", "a {2}\r\nzz\r\n", "b {3+}\r\nq\nq\r\n", "c {999}\r\n",
-        std::string(40, 'L') + "\r\n", "DATA\r\n\n.\n\r\n.\r\n", "N\0L\r\n"s,
+        "NOOP\r\n",
+        "A\n",
+        "x\ry\r\n",
+        "DATA\r\nb\r\n..c\r\n.\r\n",
+        "DATA\r\n.\r\n",
+        "BDAT 4\r\n\r\n.\r",
+        "a {2}\r\nzz\r\n",
+        "b {3+}\r\nq\nq\r\n",
+        "c {999}\r\n",
+        std::string(40, 'L') + "\r\n",
+        "DATA\r\n\n.\n\r\n.\r\n",
+        "N\0L\r\n"s,
     };
     std::mt19937 rng(4242);
     for (int round = 0; round < 30; ++round) {
