@@ -436,6 +436,103 @@ TEST(Connection, ConnectOutgoingAndRefused) {
     EXPECT_NE(error->message.find("refused"), std::string::npos) << error->message;
 }
 
+TEST(Connection, ConnectTimesOut) {
+    // A listening socket nobody accepts from, with its queue filled: the
+    // kernel then drops further SYNs, so a connect can only time out.
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    auto any = SocketAddress::from_ip("127.0.0.1", 0);
+    ASSERT_EQ(::bind(fd, any->raw(), any->raw_size()), 0);
+    ASSERT_EQ(::listen(fd, 0), 0);
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+    const uint16_t port = SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&ss)).port();
+    std::vector<int> fillers;
+    for (int i = 0; i < 4; ++i) {
+        int c = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        auto addr = SocketAddress::from_ip("127.0.0.1", port);
+        ::connect(c, addr->raw(), addr->raw_size());
+        fillers.push_back(c);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    auto loop = new_loop();
+    std::optional<Error> error;
+    uint64_t start = loop->now_ms();
+    Connection::connect(*loop, "127.0.0.1:" + std::to_string(port), 300,
+                        [&](Result<std::unique_ptr<Connection>> r) {
+                            ASSERT_FALSE(r.has_value());
+                            error = r.error();
+                        });
+    EXPECT_TRUE(run_until(*loop, [&] { return error.has_value(); }));
+    EXPECT_NE(error->message.find("timed out"), std::string::npos) << error->message;
+    EXPECT_GE(loop->now_ms() - start, 290u);
+    for (int c : fillers) {
+        ::close(c);
+    }
+    ::close(fd);
+}
+
+TEST(Connection, OwnerMayDestroyItInsideACallback) {
+    auto loop = new_loop();
+    auto l = listen_on(*loop, {.address = "127.0.0.1:0"});
+    std::unique_ptr<Connection> server;
+    int calls = 0;
+    ASSERT_TRUE(l->start([&](std::unique_ptr<Connection> c) {
+        server = std::move(c);
+        server->on_data([&](std::string_view) {
+            ++calls;
+            server.reset();  // e.g. the session decided to drop the client
+        });
+        server->on_close([&](const std::optional<Error>&) { ++calls; });  // must not run
+        server->start();
+    }));
+    std::thread t([port = l->local_address().port()] {
+        Client c("127.0.0.1", port);
+        c.send("QUIT\r\n");
+        c.read_to_eof();
+    });
+    EXPECT_TRUE(run_until(*loop, [&] { return calls > 0 && !server; }));
+    t.join();
+    loop->run_once(false);
+    EXPECT_EQ(calls, 1);
+    EXPECT_EQ(l->active_connections(), 0u);
+}
+
+TEST(Connection, TlsEchoOfLargeDataAndCloseNotify) {
+    auto loop = new_loop();
+    auto l = listen_on(*loop, {.address = "127.0.0.1:0"});
+    std::unique_ptr<Connection> server;
+    std::optional<std::optional<Error>> server_closed;
+    ASSERT_TRUE(l->start([&](std::unique_ptr<Connection> c) {
+        server = std::move(c);
+        ASSERT_TRUE(server->start_tls_server(server_tls()));
+        server->on_data([&](std::string_view d) { server->write(d); });
+        server->on_close([&](const std::optional<Error>& e) { server_closed = e; });
+        server->start();
+    }));
+    std::string payload;
+    for (int i = 0; payload.size() < 2 * 1024 * 1024; ++i) {
+        payload += std::to_string(i) + ",";
+    }
+    std::unique_ptr<Connection> client;
+    std::string echoed;
+    Connection::connect(*loop, "127.0.0.1:" + std::to_string(l->local_address().port()), 5000,
+                        [&](Result<std::unique_ptr<Connection>> r) {
+                            ASSERT_TRUE(r.has_value());
+                            client = std::move(*r);
+                            ASSERT_TRUE(client->start_tls_client(client_tls(), "localhost"));
+                            client->on_data([&](std::string_view d) { echoed += d; });
+                            client->start();
+                            client->write(payload);  // queued until the handshake ends
+                        });
+    EXPECT_TRUE(run_until(*loop, [&] { return echoed.size() >= payload.size(); }, 20000));
+    EXPECT_TRUE(echoed == payload);
+    EXPECT_TRUE(client->tls_info()->peer_verified);
+    client->close();  // close_notify: the server sees an orderly end
+    EXPECT_TRUE(run_until(*loop, [&] { return server_closed.has_value(); }));
+    EXPECT_FALSE(server_closed->has_value());
+}
+
 // The server side of a STARTTLS exchange driven through a proto::Reader, as
 // a daemon's driver would.
 struct StarttlsServer {
