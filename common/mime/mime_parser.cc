@@ -438,6 +438,14 @@ PartTree MimeParser::finish() {
     return std::move(tree_);
 }
 
+size_t MimeParser::buffered_bytes() const {
+    size_t n = line_prefix_.size();
+    for (const Open& open : stack_) {
+        n += open.header.size() + open.boundary.size();
+    }
+    return n;
+}
+
 PartTree parse_message(std::string_view message, ParserLimits limits) {
     MimeParser parser(limits);
     parser.feed(message);

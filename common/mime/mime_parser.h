@@ -54,6 +54,10 @@ public:
     // Ends the message and returns its tree. The parser is spent afterwards.
     PartTree finish();
 
+    // Bytes of message data held right now (line prefix, header being read,
+    // boundaries): what ParserLimits bounds; never grows with body size.
+    size_t buffered_bytes() const;
+
 private:
     struct Open {
         uint32_t index = 0;       // into tree_.parts

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 
 #include "common/mime/serialize.h"
@@ -284,6 +285,39 @@ TEST(MimeParser, EnvelopeFields) {
     PartTree t2 = parse_message("Subject:\r\n\r\n");
     EXPECT_EQ(t2.root().envelope->subject, "");
     EXPECT_FALSE(t2.root().envelope->from);
+}
+
+TEST(MimeParser, BufferedBytesStayWithinTheLimits) {
+    ParserLimits limits;
+    limits.max_header_size = 1000;
+    limits.max_boundary_length = 70;
+    MimeParser p(limits);
+    // Bound: one header, one line prefix, one boundary per level.
+    const size_t bound = limits.max_header_size + (limits.max_boundary_length + 4) +
+                         8 * (limits.max_boundary_length + 2);
+    size_t peak = 0;
+    auto feed = [&](const std::string& s) {
+        // Odd chunk sizes, so lines are split everywhere.
+        for (size_t off = 0; off < s.size(); off += 777) {
+            p.feed(std::string_view(s).substr(off, 777));
+            peak = std::max(peak, p.buffered_bytes());
+        }
+    };
+    // The Content-Type comes first: what follows X-Huge is past the header
+    // limit and not read.
+    feed("Content-Type: multipart/mixed; boundary=" + std::string(70, 'b') + "\r\n");
+    feed("Subject: x\r\nX-Huge: " + std::string(50000, 'h') + "\r\n\r\n");
+    feed("--" + std::string(70, 'b') + "\r\nContent-Type: text/plain\r\n\r\n");
+    for (int i = 0; i < 200; ++i) {
+        feed(std::string(10000, 'x') + "\r\n");  // 2 MB of body lines
+    }
+    feed(std::string(3000000, 'y'));  // and one 3 MB line
+    feed("\r\n--" + std::string(70, 'b') + "--\r\n");
+    EXPECT_LE(peak, bound);
+    PartTree t = p.finish();
+    ASSERT_EQ(t.parts.size(), 2u);
+    EXPECT_NE(t.root().flags & kFlagHeaderTruncated, 0u);
+    EXPECT_GT(t.parts[1].body_size, 5000000u);
 }
 
 TEST(MimeParser, LargeBodyStreamsInChunks) {
