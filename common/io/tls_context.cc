@@ -171,6 +171,9 @@ Result<std::shared_ptr<const TlsContext>> TlsContext::server(const TlsServerOpti
             return fail(ErrorCode::Invalid, "key " + files.key_file + " does not match " +
                                                 files.cert_chain_file + ": " + openssl_errors());
         }
+        // Built-in DH groups sized to the key, so the DHE suites in the list
+        // work without a dhparam file.
+        SSL_CTX_set_dh_auto(c, 1);
         static const unsigned char kSessionContext[] = "yubin";
         SSL_CTX_set_session_id_context(c, kSessionContext, sizeof kSessionContext - 1);
         Entry entry;

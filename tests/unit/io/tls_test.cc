@@ -181,6 +181,9 @@ TEST(TlsEngine, Tls12CanBeNegotiatedAndTls13Required) {
     p.pump();
     ASSERT_TRUE(p.server->handshake_done());
     EXPECT_EQ(p.server->info().version, "TLSv1.2");
+    // The default list allows only forward-secret AEAD suites.
+    EXPECT_EQ(p.server->info().cipher.rfind("ECDHE-", 0), 0u) << p.server->info().cipher;
+    EXPECT_NE(p.server->info().cipher.find("GCM"), std::string::npos) << p.server->info().cipher;
 
     Pair q = make_pair(*c12, server_ctx(TlsVersion::Tls13), "mail.example.test");
     q.pump();
