@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -51,6 +52,7 @@ constexpr int kMaxAliasDepth = 8;
 constexpr uint64_t kMaxMapSize = 1ULL << 40;  // 1 TiB of address space
 constexpr unsigned kMaxDbs = 32;
 constexpr size_t kMaxStagingThreads = 16;
+constexpr time_t kOrphanAgeSeconds = 3600;
 
 struct DefaultMailbox {
     const char* name;
@@ -1112,6 +1114,7 @@ public:
         int dead = 0;
         mdb_reader_check(env, &dead);
         YUBIN_TRY(open_tables(migrations));
+        sweep_orphan_files();
         writer_ = std::thread([this] { writer_main(); });
         return {};
     }
@@ -1808,6 +1811,45 @@ private:
     };
 
     Result<void> open_tables(const std::vector<Migration>& migrations);
+
+    // A process killed between staging a large body's file and committing the
+    // transaction that references it leaves an orphan file. Files that no blob
+    // references and that are older than kOrphanAgeSeconds (so that another
+    // process's delivery in flight is never touched) are removed at open.
+    void sweep_orphan_files() {
+        time_t cutoff = ::time(nullptr) - kOrphanAgeSeconds;
+        for (int i = 0; i < 256; ++i) {
+            std::string dir = fmt::format("{}/blobs/{:02x}", options_.path, i);
+            std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), ::closedir);
+            if (!d) {
+                continue;
+            }
+            std::vector<std::string> old;
+            while (dirent* e = ::readdir(d.get())) {
+                std::string name = e->d_name;
+                if (name.size() != 32) {
+                    continue;
+                }
+                struct stat st {};
+                if (::stat((dir + "/" + name).c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+                    st.st_mtime < cutoff) {
+                    old.push_back(name);
+                }
+            }
+            for (const auto& name : old) {
+                auto referenced = read<bool>([&](Tx& tx) -> Result<bool> {
+                    auto v = tx.get(tx.t->blob_files, name);
+                    if (!v) {
+                        return fail(v.error());
+                    }
+                    return v->has_value();
+                });
+                if (referenced && !*referenced) {
+                    ::unlink((dir + "/" + name).c_str());
+                }
+            }
+        }
+    }
 
     // One short read transaction on the calling thread.
     template <typename T, typename Fn>
