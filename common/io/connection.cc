@@ -490,8 +490,8 @@ struct ConnectOp {
                 op->close_tcp();
                 op->complete(fail(uv_error("connect to " + op->target, status)));
             } else {
-                uv_tcp_t* tcp = std::exchange(op->tcp, nullptr);
-                op->complete(Connection::adopt(*op->loop, tcp, nullptr));
+                uv_tcp_t* connected = std::exchange(op->tcp, nullptr);
+                op->complete(Connection::adopt(*op->loop, connected, nullptr));
             }
         });
     }
