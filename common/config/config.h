@@ -47,9 +47,9 @@ struct SocketAddress {
 };
 
 struct ServerConfig {
-    std::string hostname;  // never empty after a load: "" in the file = this machine's FQDN
-    std::string user;      // after binding, a daemon started as root switches to this user
-    std::string group;     // "" = the user's primary group, looked up when dropping privileges
+    std::string hostname;   // never empty after a load: "" in the file = this machine's FQDN
+    std::string user;       // after binding, a daemon started as root switches to this user
+    std::string group;      // "" = the user's primary group, looked up when dropping privileges
     std::string state_dir;  // absolute after a load
     std::chrono::seconds shutdown_timeout{0};
 };

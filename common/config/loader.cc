@@ -29,7 +29,7 @@ struct Problem {
 };
 
 class Collector {
-public:
+  public:
     explicit Collector(std::string_view name) : name_(name) {}
 
     void add(const toml::node& where, std::string key, std::string text) {
@@ -57,7 +57,7 @@ public:
         return Error{ErrorCode::Invalid, std::move(message)};
     }
 
-private:
+  private:
     std::string name_;
     std::vector<Problem> problems_;
 };
@@ -198,7 +198,7 @@ std::optional<Value> convert(const KeySpec& spec, const toml::node& node, const 
                 TlsCertPair pair;
                 for (auto&& [k, v] : *t) {
                     std::string field_key = fmt::format("{}.{}", item_key, k.str());
-                    std::string* dest = k.str() == "cert" ? &pair.cert
+                    std::string* dest = k.str() == "cert"  ? &pair.cert
                                         : k.str() == "key" ? &pair.key
                                                            : nullptr;
                     if (dest == nullptr) {
@@ -252,8 +252,8 @@ std::string machine_fqdn() {
     addrinfo* res = nullptr;
     if (getaddrinfo(name.c_str(), nullptr, &hints, &res) == 0 && res != nullptr) {
         std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> owner(res, &freeaddrinfo);
-        if (res->ai_canonname != nullptr && std::string_view(res->ai_canonname).find('.') !=
-                                                std::string_view::npos) {
+        if (res->ai_canonname != nullptr &&
+            std::string_view(res->ai_canonname).find('.') != std::string_view::npos) {
             return res->ai_canonname;
         }
     }
@@ -335,7 +335,8 @@ Result<std::shared_ptr<const Config>> load(std::string_view text, std::string_vi
         std::error_code ec;
         base_dir = fs::current_path(ec).string();
         if (ec) {
-            return fail(ErrorCode::Io, fmt::format("{}: current directory: {}", name, ec.message()));
+            return fail(ErrorCode::Io,
+                        fmt::format("{}: current directory: {}", name, ec.message()));
         }
     }
     resolve_paths(*config, base_dir);
@@ -347,8 +348,8 @@ Result<std::shared_ptr<const Config>> load(std::string_view text, std::string_vi
 Result<std::shared_ptr<const Config>> load_config_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) {
-        return fail(ErrorCode::Io,
-                    fmt::format("{}: cannot read: {}", path, std::generic_category().message(errno)));
+        return fail(ErrorCode::Io, fmt::format("{}: cannot read: {}", path,
+                                               std::generic_category().message(errno)));
     }
     std::ostringstream buf;
     buf << in.rdbuf();
@@ -364,8 +365,8 @@ Result<std::shared_ptr<const Config>> load_config_file(const std::string& path) 
 }
 
 Result<std::shared_ptr<const Config>> load_config_string(std::string_view toml,
-                                                          std::string_view name_for_errors,
-                                                          const LoadOptions& options) {
+                                                         std::string_view name_for_errors,
+                                                         const LoadOptions& options) {
     std::string base = options.base_dir;
     if (!base.empty() && !fs::path(base).is_absolute()) {
         std::error_code ec;
@@ -385,8 +386,7 @@ std::string find_config_path(std::string_view flag_value) {
     return "/etc/yubin/yubin.toml";
 }
 
-std::vector<std::string> restart_required_changes(const Config& running,
-                                                  const Config& reloaded) {
+std::vector<std::string> restart_required_changes(const Config& running, const Config& reloaded) {
     std::vector<std::string> out;
     for (const auto& section : schema()) {
         for (const auto& key : section.keys) {
@@ -400,11 +400,16 @@ std::vector<std::string> restart_required_changes(const Config& running,
 
 std::string_view log_level_name(LogLevel level) noexcept {
     switch (level) {
-        case LogLevel::Trace: return "trace";
-        case LogLevel::Debug: return "debug";
-        case LogLevel::Info: return "info";
-        case LogLevel::Warn: return "warn";
-        case LogLevel::Error: return "error";
+        case LogLevel::Trace:
+            return "trace";
+        case LogLevel::Debug:
+            return "debug";
+        case LogLevel::Info:
+            return "info";
+        case LogLevel::Warn:
+            return "warn";
+        case LogLevel::Error:
+            return "error";
     }
     return "info";
 }

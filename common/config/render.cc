@@ -19,11 +19,21 @@ std::string quote(std::string_view s) {
     for (char c : s) {
         auto u = static_cast<unsigned char>(c);
         switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\t': out += "\\t"; break;
-            case '\r': out += "\\r"; break;
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
             default:
                 if (u < 0x20 || u == 0x7f) {
                     out += fmt::format("\\u{:04X}", u);
@@ -38,12 +48,16 @@ std::string quote(std::string_view s) {
 
 std::string render_value(const KeySpec& key, const Value& v) {
     switch (key.kind) {
-        case Kind::Int: return fmt::format("{}", std::get<int64_t>(v));
-        case Kind::Bool: return std::get<bool>(v) ? "true" : "false";
-        case Kind::Duration: return quote(format_duration(std::get<int64_t>(v)));
+        case Kind::Int:
+            return fmt::format("{}", std::get<int64_t>(v));
+        case Kind::Bool:
+            return std::get<bool>(v) ? "true" : "false";
+        case Kind::Duration:
+            return quote(format_duration(std::get<int64_t>(v)));
         case Kind::String:
         case Kind::Path:
-        case Kind::Enum: return quote(std::get<std::string>(v));
+        case Kind::Enum:
+            return quote(std::get<std::string>(v));
         case Kind::AddressList: {
             std::string out = "[";
             for (const auto& a : std::get<std::vector<std::string>>(v)) {
@@ -61,7 +75,8 @@ std::string render_value(const KeySpec& key, const Value& v) {
 
 std::string range_note(const KeySpec& key) {
     switch (key.kind) {
-        case Kind::Int: return fmt::format(" Range {}..{}.", key.min, key.max);
+        case Kind::Int:
+            return fmt::format(" Range {}..{}.", key.min, key.max);
         case Kind::Duration:
             return fmt::format(" Range {}..{}.", format_duration(key.min),
                                format_duration(key.max));
@@ -72,7 +87,8 @@ std::string range_note(const KeySpec& key) {
             }
             return fmt::format(" One of {}.", list);
         }
-        default: return "";
+        default:
+            return "";
     }
 }
 
@@ -117,7 +133,8 @@ constexpr const char* kDefaultHeader =
     "# Copy to /etc/yubin/yubin.toml and change what you need; full reference and\n"
     "# reload rules in docs/configuration.md.\n"
     "#\n"
-    "# Durations: seconds as an integer, or a string with a unit: \"90s\", \"5m\", \"2h\", \"1d\".\n"
+    "# Durations: seconds as an integer, or a string with a unit: \"90s\", \"5m\", \"2h\", "
+    "\"1d\".\n"
     "# Relative paths resolve against this file's directory, except store.path,\n"
     "# which resolves against server.state_dir.\n"
     "#\n"
@@ -157,12 +174,15 @@ std::string markdown_cell(std::string_view s) {
 
 std::string type_text(const KeySpec& key) {
     switch (key.kind) {
-        case Kind::Int: return fmt::format("integer, {}..{}", key.min, key.max);
-        case Kind::Bool: return "boolean";
+        case Kind::Int:
+            return fmt::format("integer, {}..{}", key.min, key.max);
+        case Kind::Bool:
+            return "boolean";
         case Kind::Duration:
             return fmt::format("duration, {}..{}", format_duration(key.min),
                                format_duration(key.max));
-        case Kind::String: return "string";
+        case Kind::String:
+            return "string";
         case Kind::Path:
             return key.base == PathBase::StateDir ? "path (relative: to state_dir)"
                                                   : "path (relative: to the config file)";
@@ -178,15 +198,15 @@ std::string type_text(const KeySpec& key) {
                        ? fmt::format("array of \"ip[:port]\" (port {} if omitted)",
                                      key.default_port)
                        : "array of \"ip:port\" / \"[ipv6]:port\"";
-        case Kind::CertPairs: return "array of tables {cert, key}";
+        case Kind::CertPairs:
+            return "array of tables {cert, key}";
     }
     return "";
 }
 
 }  // namespace
 
-std::optional<std::string> replace_generated_block(std::string_view doc,
-                                                   std::string_view block) {
+std::optional<std::string> replace_generated_block(std::string_view doc, std::string_view block) {
     size_t begin = doc.find(kGeneratedBegin);
     size_t end = doc.find(kGeneratedEnd);
     if (begin == std::string_view::npos || end == std::string_view::npos || end < begin) {
@@ -209,7 +229,9 @@ std::string render_config_toml(const Config& config) {
     return render(config, header);
 }
 
-std::string default_config_toml() { return render(unresolved_defaults(), kDefaultHeader); }
+std::string default_config_toml() {
+    return render(unresolved_defaults(), kDefaultHeader);
+}
 
 std::string quickstart_config_toml(const std::string& state_dir_abs, const std::string& user) {
     Config c = unresolved_defaults();
@@ -229,11 +251,14 @@ std::string quickstart_config_toml(const std::string& state_dir_abs, const std::
     c.imapd.imaps = loopback(2993);
     c.pop3d.pop3 = loopback(2110);
     c.pop3d.pop3s = loopback(2995);
-    return render(c,
-                  "# yubin quick-start configuration, written by `yubin run`: state under\n"
-                  "# " + comment_safe(state_dir_abs) + ", loopback listeners on high ports, no privilege drop,\n"
-                  "# a self-signed certificate. Edit freely; `yubin run` keeps an existing file.\n"
-                  "# Reference: docs/configuration.md.\n");
+    return render(
+        c,
+        "# yubin quick-start configuration, written by `yubin run`: state under\n"
+        "# " +
+            comment_safe(state_dir_abs) +
+            ", loopback listeners on high ports, no privilege drop,\n"
+            "# a self-signed certificate. Edit freely; `yubin run` keeps an existing file.\n"
+            "# Reference: docs/configuration.md.\n");
 }
 
 std::string config_reference_markdown() {

@@ -36,7 +36,7 @@ namespace {
 // member pointers, so the loader and the renderer need no per-key code.
 template <typename S>
 class SectionBuilder {
-public:
+  public:
     SectionBuilder(S Config::*section, std::string name, std::string doc) : section_(section) {
         spec_.name = std::move(name);
         spec_.doc = std::move(doc);
@@ -81,10 +81,9 @@ public:
         return add(std::move(k));
     }
 
-    SectionBuilder& string(std::string name, std::string S::*field, std::string def,
-                           Reload reload, std::string doc,
-                           std::function<std::optional<std::string>(const std::string&)> check =
-                               {}) {
+    SectionBuilder& string(
+        std::string name, std::string S::*field, std::string def, Reload reload, std::string doc,
+        std::function<std::optional<std::string>(const std::string&)> check = {}) {
         KeySpec k = row(std::move(name), Kind::String, std::move(def), reload, std::move(doc));
         k.check = std::move(check);
         string_accessors(k, field);
@@ -103,8 +102,8 @@ public:
     SectionBuilder& enumeration(std::string name, E S::*field, E def,
                                 std::vector<std::pair<std::string, E>> values, Reload reload,
                                 std::string doc) {
-        auto table = std::make_shared<const std::vector<std::pair<std::string, E>>>(
-            std::move(values));
+        auto table =
+            std::make_shared<const std::vector<std::pair<std::string, E>>>(std::move(values));
         std::string def_name;
         for (const auto& [n, e] : *table) {
             if (e == def) {
@@ -134,10 +133,9 @@ public:
     }
 
     SectionBuilder& addresses(std::string name, std::vector<SocketAddress> S::*field,
-                              std::vector<std::string> def, uint16_t default_port,
-                              Reload reload, std::string doc) {
-        KeySpec k = row(std::move(name), Kind::AddressList, std::move(def), reload,
-                        std::move(doc));
+                              std::vector<std::string> def, uint16_t default_port, Reload reload,
+                              std::string doc) {
+        KeySpec k = row(std::move(name), Kind::AddressList, std::move(def), reload, std::move(doc));
         k.default_port = default_port;
         k.set = [s = section_, field, default_port](Config& c, const Value& v) {
             std::vector<SocketAddress> out;
@@ -159,8 +157,8 @@ public:
         return add(std::move(k));
     }
 
-    SectionBuilder& cert_pairs(std::string name, std::vector<TlsCertPair> S::*field,
-                               PathBase base, Reload reload, std::string doc) {
+    SectionBuilder& cert_pairs(std::string name, std::vector<TlsCertPair> S::*field, PathBase base,
+                               Reload reload, std::string doc) {
         KeySpec k = row(std::move(name), Kind::CertPairs, std::vector<TlsCertPair>{}, reload,
                         std::move(doc));
         k.base = base;
@@ -180,7 +178,7 @@ public:
 
     SectionSpec build() { return std::move(spec_); }
 
-private:
+  private:
     static KeySpec row(std::string name, Kind kind, Value def, Reload reload, std::string doc) {
         KeySpec k;
         k.name = std::move(name);
@@ -249,8 +247,7 @@ std::optional<std::string> check_ciphers(const std::string& v) {
     if (v.empty()) {
         return "must not be empty";
     }
-    std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_method()),
-                                                          &SSL_CTX_free);
+    std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_method()), &SSL_CTX_free);
     if (!ctx) {
         return std::nullopt;  // cannot check here; the TLS setup will report it
     }
@@ -283,11 +280,10 @@ struct ListenerLimits {
 
 template <typename S>
 void add_limits(SectionBuilder<S>& b, const ListenerLimits& l) {
-    b.integer("max_connections", &S::max_connections, l.max_connections, 1, 1000000,
-              Reload::Live, "Most simultaneous connections per listener; more are refused.")
-        .integer("max_connections_per_ip", &S::max_connections_per_ip,
-                 l.max_connections_per_ip, 1, 1000000, Reload::Live,
-                 "Most simultaneous connections from one client IP address.")
+    b.integer("max_connections", &S::max_connections, l.max_connections, 1, 1000000, Reload::Live,
+              "Most simultaneous connections per listener; more are refused.")
+        .integer("max_connections_per_ip", &S::max_connections_per_ip, l.max_connections_per_ip, 1,
+                 1000000, Reload::Live, "Most simultaneous connections from one client IP address.")
         .duration("idle_timeout", &S::idle_timeout, l.idle_timeout, 1, kDay, Reload::Live,
                   l.idle_doc)
         .integer("max_line_length", &S::max_line_length, l.max_line_length, l.min_line_length,
@@ -303,9 +299,10 @@ std::vector<SectionSpec> build_schema() {
 
     out.push_back(
         section(&Config::server, "server", "Identity of this server and where its state lives.")
-            .string("hostname", &ServerConfig::hostname, "", Reload::Live,
-                    "Name used in greetings, Received: headers and DSNs; \"\" = this machine's FQDN.",
-                    check_hostname)
+            .string(
+                "hostname", &ServerConfig::hostname, "", Reload::Live,
+                "Name used in greetings, Received: headers and DSNs; \"\" = this machine's FQDN.",
+                check_hostname)
             .default_doc("this machine's FQDN")
             .string("user", &ServerConfig::user, "yubin", Reload::Restart,
                     "User a daemon started as root switches to after binding its ports.",
@@ -391,8 +388,8 @@ std::vector<SectionSpec> build_schema() {
                    "Listeners for mail from other servers (RFC 5321); [] = none.")
         .addresses("submission", &SmtpdConfig::submission, both_stacks(587), 0, Reload::Restart,
                    "Listeners for clients, STARTTLS before AUTH (RFC 6409).")
-        .addresses("submissions", &SmtpdConfig::submissions, both_stacks(465), 0,
-                   Reload::Restart, "Listeners for clients over implicit TLS (RFC 8314 §3.3).");
+        .addresses("submissions", &SmtpdConfig::submissions, both_stacks(465), 0, Reload::Restart,
+                   "Listeners for clients over implicit TLS (RFC 8314 §3.3).");
     add_limits(smtpd, {1000, 20, 300,
                        "Close a session idle this long (RFC 5321 §4.5.3.2: at least 5 minutes).",
                        4096, 1000,
@@ -423,9 +420,9 @@ std::vector<SectionSpec> build_schema() {
                    "Listeners with STLS (RFC 2595); [] = none.")
         .addresses("pop3s", &Pop3dConfig::pop3s, both_stacks(995), 0, Reload::Restart,
                    "Listeners with implicit TLS (RFC 8314).");
-    add_limits(pop3d, {1000, 20, 600,
-                       "Close a session idle this long (RFC 1939 §3: at least 10 minutes).",
-                       1024, 512, "Longest command line in bytes (RFC 2449 §4: 255 per word)."});
+    add_limits(pop3d,
+               {1000, 20, 600, "Close a session idle this long (RFC 1939 §3: at least 10 minutes).",
+                1024, 512, "Longest command line in bytes (RFC 2449 §4: 255 per word)."});
     out.push_back(pop3d.build());
 
     return out;
@@ -540,11 +537,21 @@ std::optional<int64_t> parse_duration(std::string_view text) {
     int64_t unit = 1;
     if (!text.empty()) {
         switch (text.back()) {
-            case 's': unit = 1; break;
-            case 'm': unit = 60; break;
-            case 'h': unit = 3600; break;
-            case 'd': unit = kDay; break;
-            default: unit = 0; break;
+            case 's':
+                unit = 1;
+                break;
+            case 'm':
+                unit = 60;
+                break;
+            case 'h':
+                unit = 3600;
+                break;
+            case 'd':
+                unit = kDay;
+                break;
+            default:
+                unit = 0;
+                break;
         }
         if (unit != 0) {
             text.remove_suffix(1);

@@ -43,21 +43,21 @@ enum class Reload { Live, Restart };
 
 // A value in the schema's terms, independent of TOML. Durations are seconds,
 // Enums their name, AddressLists the textual addresses.
-using Value = std::variant<int64_t, bool, std::string, std::vector<std::string>,
-                           std::vector<TlsCertPair>>;
+using Value =
+    std::variant<int64_t, bool, std::string, std::vector<std::string>, std::vector<TlsCertPair>>;
 
 struct KeySpec {
     std::string name;
     Kind kind = Kind::Int;
     Value default_value;
-    int64_t min = 0;                   // Int, Duration
-    int64_t max = 0;                   // Int, Duration
-    std::vector<std::string> allowed;  // Enum
+    int64_t min = 0;                      // Int, Duration
+    int64_t max = 0;                      // Int, Duration
+    std::vector<std::string> allowed;     // Enum
     PathBase base = PathBase::ConfigDir;  // Path, CertPairs
-    uint16_t default_port = 0;         // AddressList: port when omitted; 0 = port required
+    uint16_t default_port = 0;            // AddressList: port when omitted; 0 = port required
     Reload reload = Reload::Live;
-    std::string doc;                   // one line, shown in conf/yubin.toml and the docs
-    std::string default_doc;           // optional: how the docs describe the default
+    std::string doc;          // one line, shown in conf/yubin.toml and the docs
+    std::string default_doc;  // optional: how the docs describe the default
     // String only: returns the problem, or nullopt when the value is fine.
     std::function<std::optional<std::string>(const std::string&)> check;
     std::function<void(Config&, const Value&)> set;
@@ -96,7 +96,6 @@ inline constexpr std::string_view kGeneratedEnd = "<!-- END GENERATED -->";
 
 // `doc` with the text between the markers replaced by "\n" + block; nullopt
 // when the markers are missing.
-std::optional<std::string> replace_generated_block(std::string_view doc,
-                                                   std::string_view block);
+std::optional<std::string> replace_generated_block(std::string_view doc, std::string_view block);
 
 }  // namespace yubin::config

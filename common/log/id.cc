@@ -42,8 +42,8 @@ std::string IdGenerator::next(char prefix) {
         mine = std::max(last + 1, floor);
     } while (!last_.compare_exchange_weak(last, mine, std::memory_order_relaxed));
 
-    const uint64_t pid = (pid_ != 0 ? pid_ : static_cast<uint64_t>(::getpid())) &
-                         ((uint64_t{1} << kPidBits) - 1);
+    const uint64_t pid =
+        (pid_ != 0 ? pid_ : static_cast<uint64_t>(::getpid())) & ((uint64_t{1} << kPidBits) - 1);
     std::string out(kIdLength, '0');
     out[0] = prefix;
     for (int c = 0; c < kChars; ++c) {
@@ -97,7 +97,11 @@ IdGenerator& process_generator() {
 }
 }  // namespace
 
-std::string new_session_id() { return process_generator().next('S'); }
-std::string new_queue_id() { return process_generator().next('Q'); }
+std::string new_session_id() {
+    return process_generator().next('S');
+}
+std::string new_queue_id() {
+    return process_generator().next('Q');
+}
 
 }  // namespace yubin::log

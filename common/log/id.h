@@ -27,10 +27,10 @@
 namespace yubin::log {
 
 inline constexpr int64_t kIdEpochMs = 1704067200000;  // 2024-01-01T00:00:00Z
-inline constexpr size_t kIdLength = 16;              // prefix + 15 characters
+inline constexpr size_t kIdLength = 16;               // prefix + 15 characters
 
 class IdGenerator {
-public:
+  public:
     // pid 0 = ask getpid() at every call, so a forked child never repeats its
     // parent's ids. Tests pass a fixed pid and a ManualClock.
     explicit IdGenerator(const Clock& clock = SystemClock::instance(), uint32_t pid = 0)
@@ -38,7 +38,7 @@ public:
 
     std::string next(char prefix);
 
-private:
+  private:
     const Clock& clock_;
     uint32_t pid_;
     std::atomic<uint64_t> last_{0};  // (ms << 10) | counter of the last id

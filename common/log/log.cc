@@ -23,7 +23,7 @@ namespace {
 // long line into several write(2) calls; with several daemons appending to one
 // file, lines could then interleave mid-line. Written by hand for that reason.
 class AppendSink final : public spdlog::sinks::base_sink<std::mutex> {
-public:
+  public:
     // Takes ownership of fd (unless it is stderr). path "" = stderr.
     AppendSink(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
     ~AppendSink() override { close_fd(fd_); }
@@ -53,7 +53,7 @@ public:
         return fd;
     }
 
-protected:
+  protected:
     void sink_it_(const spdlog::details::log_msg& msg) override {
         // The payload already ends in '\n' (see write()): one line, one write.
         const char* p = msg.payload.data();
@@ -72,7 +72,7 @@ protected:
     }
     void flush_() override {}  // no user-space buffer
 
-private:
+  private:
     static void close_fd(int fd) {
         if (fd > STDERR_FILENO) {
             ::close(fd);
@@ -135,11 +135,16 @@ Result<std::shared_ptr<AppendSink>> open_sink(const std::string& file) {
 
 spdlog::level::level_enum to_spdlog(LogLevel level) {
     switch (level) {
-        case LogLevel::Trace: return spdlog::level::trace;
-        case LogLevel::Debug: return spdlog::level::debug;
-        case LogLevel::Info: return spdlog::level::info;
-        case LogLevel::Warn: return spdlog::level::warn;
-        case LogLevel::Error: return spdlog::level::err;
+        case LogLevel::Trace:
+            return spdlog::level::trace;
+        case LogLevel::Debug:
+            return spdlog::level::debug;
+        case LogLevel::Info:
+            return spdlog::level::info;
+        case LogLevel::Warn:
+            return spdlog::level::warn;
+        case LogLevel::Error:
+            return spdlog::level::err;
     }
     return spdlog::level::info;
 }
@@ -151,8 +156,11 @@ spdlog::level::level_enum to_spdlog(LogLevel level) {
 size_t utf8_sequence(std::string_view s, size_t i) {
     auto b = [&](size_t k) { return static_cast<unsigned char>(s[i + k]); };
     unsigned char c = b(0);
-    size_t n = c < 0x80 ? 1 : (c >= 0xC2 && c <= 0xDF) ? 2 : (c >= 0xE0 && c <= 0xEF) ? 3
-                          : (c >= 0xF0 && c <= 0xF4) ? 4 : 0;
+    size_t n = c < 0x80                   ? 1
+               : (c >= 0xC2 && c <= 0xDF) ? 2
+               : (c >= 0xE0 && c <= 0xEF) ? 3
+               : (c >= 0xF0 && c <= 0xF4) ? 4
+                                          : 0;
     if (n == 0 || i + n > s.size()) {
         return 0;
     }
@@ -209,11 +217,21 @@ void append_text(std::string& out, std::string_view raw) {
             continue;
         }
         switch (s[i]) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
             default:
                 if (u < 0x20 || u == 0x7f) {
                     fmt::format_to(std::back_inserter(out), "\\x{:02x}", u);
@@ -263,11 +281,21 @@ void append_json_string(std::string& out, std::string_view raw) {
             continue;
         }
         switch (s[i]) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
             default:
                 if (u < 0x20 || u == 0x7f) {
                     fmt::format_to(std::back_inserter(out), "\\u{:04x}", u);
@@ -285,23 +313,35 @@ void append_json_string(std::string& out, std::string_view raw) {
 
 void append_text_value(std::string& out, const Value& v) {
     switch (v.type()) {
-        case Value::Type::Text: append_text(out, v.text()); break;
-        case Value::Type::Signed: fmt::format_to(std::back_inserter(out), "{}", v.as_signed()); break;
+        case Value::Type::Text:
+            append_text(out, v.text());
+            break;
+        case Value::Type::Signed:
+            fmt::format_to(std::back_inserter(out), "{}", v.as_signed());
+            break;
         case Value::Type::Unsigned:
             fmt::format_to(std::back_inserter(out), "{}", v.as_unsigned());
             break;
-        case Value::Type::Bool: out += v.as_bool() ? "yes" : "no"; break;
+        case Value::Type::Bool:
+            out += v.as_bool() ? "yes" : "no";
+            break;
     }
 }
 
 void append_json_value(std::string& out, const Value& v) {
     switch (v.type()) {
-        case Value::Type::Text: append_json_string(out, v.text()); break;
-        case Value::Type::Signed: fmt::format_to(std::back_inserter(out), "{}", v.as_signed()); break;
+        case Value::Type::Text:
+            append_json_string(out, v.text());
+            break;
+        case Value::Type::Signed:
+            fmt::format_to(std::back_inserter(out), "{}", v.as_signed());
+            break;
         case Value::Type::Unsigned:
             fmt::format_to(std::back_inserter(out), "{}", v.as_unsigned());
             break;
-        case Value::Type::Bool: out += v.as_bool() ? "true" : "false"; break;
+        case Value::Type::Bool:
+            out += v.as_bool() ? "true" : "false";
+            break;
     }
 }
 
@@ -394,9 +434,13 @@ Result<void> reopen() {
     return state_slot().load()->sink->reopen();
 }
 
-void set_level(LogLevel level) noexcept { g_level.store(static_cast<int>(level)); }
+void set_level(LogLevel level) noexcept {
+    g_level.store(static_cast<int>(level));
+}
 
-LogLevel level() noexcept { return static_cast<LogLevel>(g_level.load()); }
+LogLevel level() noexcept {
+    return static_cast<LogLevel>(g_level.load());
+}
 
 bool enabled(LogLevel level) noexcept {
     return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed);

@@ -3,9 +3,11 @@
 // across daemons with `grep <id>`.
 //
 //   log::info(session_id, "connect", {{"client", peer}, {"tls", false}});
-//   text: 2026-11-28T16:00:00.123Z yubin-smtpd[1234] info S1a2b3c… connect client=203.0.113.5:51234 tls=no
-//   json: {"time":"2026-11-28T16:00:00.123Z","daemon":"yubin-smtpd","pid":1234,"level":"info",
-//          "id":"S1a2b3c…","event":"connect","client":"203.0.113.5:51234","tls":false}
+// writes, in text form (one line):
+//   2026-11-28T16:00:00.123Z yubin-smtpd[1234] info S0hd8k… connect client=203.0.113.5:51234 tls=no
+// or in JSON form (one line):
+//   {"time":"2026-11-28T16:00:00.123Z","daemon":"yubin-smtpd","pid":1234,"level":"info",
+//    "id":"S0hd8k…","event":"connect","client":"203.0.113.5:51234","tls":false}
 //
 // Events are short snake_case words chosen by the caller ("connect",
 // "mail_from", "delivered"); details go in fields, never in the event, so that
@@ -47,7 +49,7 @@ inline constexpr size_t kMaxValueBytes = 2048;
 // A field's value: text, an integer or a boolean (rendered yes/no in text,
 // true/false in JSON). Holds a view: build fields in the logging call itself.
 class Value {
-public:
+  public:
     enum class Type { Text, Signed, Unsigned, Bool };
 
     Value(const char* s) : type_(Type::Text), text_(s != nullptr ? s : "") {}
@@ -57,8 +59,7 @@ public:
     template <std::signed_integral T>
     Value(T v) : type_(Type::Signed), i_(v) {}
     template <std::unsigned_integral T>
-        requires(!std::same_as<T, bool>)
-    Value(T v) : type_(Type::Unsigned), u_(v) {}
+    requires(!std::same_as<T, bool>) Value(T v) : type_(Type::Unsigned), u_(v) {}
 
     Type type() const { return type_; }
     std::string_view text() const { return text_; }
@@ -66,7 +67,7 @@ public:
     uint64_t as_unsigned() const { return u_; }
     bool as_bool() const { return b_; }
 
-private:
+  private:
     Type type_;
     std::string_view text_;
     int64_t i_ = 0;
@@ -102,7 +103,8 @@ bool enabled(LogLevel level) noexcept;
 
 // Writes one line if `level` is enabled. `id` may be empty ("-" is written).
 // Never throws; a failed write is dropped (there is nowhere left to report it).
-void write(LogLevel level, std::string_view id, std::string_view event, Fields fields = {}) noexcept;
+void write(LogLevel level, std::string_view id, std::string_view event,
+           Fields fields = {}) noexcept;
 
 inline void trace(std::string_view id, std::string_view event, Fields fields = {}) noexcept {
     write(LogLevel::Trace, id, event, fields);

@@ -43,7 +43,7 @@ std::shared_ptr<const Config> load_ok(std::string_view toml, std::string base = 
 }
 
 class TempDir {
-public:
+  public:
     TempDir() {
         std::string templ = (fs::temp_directory_path() / "yubin-config-XXXXXX").string();
         path_ = mkdtemp(templ.data());
@@ -54,7 +54,7 @@ public:
     }
     const std::string& path() const { return path_; }
 
-private:
+  private:
     std::string path_;
 };
 
@@ -153,8 +153,7 @@ TEST(ConfigSchema, DefaultsSatisfyTheirOwnRules) {
             if (k.kind == Kind::AddressList) {
                 // The setter drops what does not parse: counts must agree.
                 const auto& texts = std::get<std::vector<std::string>>(k.default_value);
-                EXPECT_EQ(std::get<std::vector<std::string>>(k.get(defaults)).size(),
-                          texts.size())
+                EXPECT_EQ(std::get<std::vector<std::string>>(k.get(defaults)).size(), texts.size())
                     << name;
             }
             // Every value read back equals the default written.
@@ -238,16 +237,16 @@ TEST(ConfigErrors, SyntaxErrorHasItsLine) {
 
 TEST(ConfigErrors, EveryProblemIsReportedInLineOrder) {
     const char* doc =
-        "[server]\n"                      // 1
-        "hostnme = \"x\"\n"               // 2 unknown key
-        "shutdown_timeout = \"soon\"\n"   // 3 bad duration
-        "[smtpd]\n"                       // 4
-        "max_recipients = 5\n"            // 5 range
+        "[server]\n"                                    // 1
+        "hostnme = \"x\"\n"                             // 2 unknown key
+        "shutdown_timeout = \"soon\"\n"                 // 3 bad duration
+        "[smtpd]\n"                                     // 4
+        "max_recipients = 5\n"                          // 5 range
         "mx = [\"0.0.0.0:25\", 7, \"localhost:25\"]\n"  // 6 two bad items
-        "[log]\n"                         // 7
-        "level = \"loud\"\n"              // 8 enum
-        "[smtp]\n"                        // 9 unknown section
-        "x = 1\n";                        // 10
+        "[log]\n"                                       // 7
+        "level = \"loud\"\n"                            // 8 enum
+        "[smtp]\n"                                      // 9 unknown section
+        "x = 1\n";                                      // 10
     EXPECT_EQ(load_error(doc),
               "t.toml:2: server.hostnme: unknown key\n"
               "t.toml:3: server.shutdown_timeout: must be a duration: seconds, or a number with "
@@ -283,8 +282,7 @@ TEST(ConfigErrors, FileErrorsNameTheFileAsGiven) {
     std::ofstream(path) << "[server]\nuser = \"x\"\nshutdown_timeout = -1\n";
     auto r = load_config_file(path);
     ASSERT_FALSE(r);
-    EXPECT_EQ(r.error().message,
-              path + ":3: server.shutdown_timeout: must be between 0s and 1h");
+    EXPECT_EQ(r.error().message, path + ":3: server.shutdown_timeout: must be between 0s and 1h");
 }
 
 // ---- value forms ----------------------------------------------------------
@@ -327,8 +325,8 @@ TEST(ConfigValues, Addresses) {
     EXPECT_EQ(c->dns.servers[3], (SocketAddress{"2001:db8::53", 53, true}));
 
     // Listeners need a port; names, unbracketed IPv6 with port, junk are refused.
-    for (const char* bad : {"0.0.0.0", "[::1]", "localhost:25", "::1:25", "1.2.3:25",
-                            "[::1]25", "1.2.3.4:", "1.2.3.4:x", "[1.2.3.4]:25", ""}) {
+    for (const char* bad : {"0.0.0.0", "[::1]", "localhost:25", "::1:25", "1.2.3:25", "[::1]25",
+                            "1.2.3.4:", "1.2.3.4:x", "[1.2.3.4]:25", ""}) {
         std::string msg = load_error(std::string("[imapd]\nimap = [\"") + bad + "\"]\n");
         EXPECT_EQ(msg.rfind("t.toml:2: imapd.imap[0]: ", 0), 0u) << bad << " → " << msg;
     }

@@ -32,7 +32,7 @@ std::vector<std::string> read_lines(const std::string& path) {
 }
 
 class TempDir {
-public:
+  public:
     TempDir() {
         std::string templ = (fs::temp_directory_path() / "yubin-log-XXXXXX").string();
         path_ = mkdtemp(templ.data());
@@ -43,7 +43,7 @@ public:
     }
     std::string file(const std::string& name) const { return path_ + "/" + name; }
 
-private:
+  private:
     std::string path_;
 };
 
@@ -58,7 +58,7 @@ config::LogConfig file_config(const std::string& path, LogLevel level = LogLevel
 
 // Every test that init()s leaves logging pointed at stderr again.
 class LogToFile : public ::testing::Test {
-protected:
+  protected:
     void TearDown() override { ASSERT_TRUE(init("yubin", config::LogConfig{})); }
     TempDir dir_;
     ManualClock clock_{kT};
@@ -81,15 +81,20 @@ TEST(LogFormat, TextLine) {
               "2023-11-14T22:13:20.123Z yubin-smtpd[1234] warn - startup");
     std::string owned = "bob@example.org";
     EXPECT_EQ(format_line(LogFormat::Text, kCtx, LogLevel::Error, "Q9", "deliver",
-                          {{"rcpt", owned}, {"size", uint64_t{18446744073709551615u}},
-                           {"delta", -5}, {"ok", true}, {"sv", std::string_view("x")}}),
+                          {{"rcpt", owned},
+                           {"size", uint64_t{18446744073709551615u}},
+                           {"delta", -5},
+                           {"ok", true},
+                           {"sv", std::string_view("x")}}),
               "2023-11-14T22:13:20.123Z yubin-smtpd[1234] error Q9 deliver rcpt=bob@example.org "
               "size=18446744073709551615 delta=-5 ok=yes sv=x");
 }
 
 TEST(LogFormat, JsonLine) {
     EXPECT_EQ(format_line(LogFormat::Json, kCtx, LogLevel::Debug, "S1a2b3c", "connect",
-                          {{"client", "203.0.113.5:51234"}, {"tls", false}, {"n", 42},
+                          {{"client", "203.0.113.5:51234"},
+                           {"tls", false},
+                           {"n", 42},
                            {"big", uint64_t{1} << 63}}),
               "{\"time\":\"2023-11-14T22:13:20.123Z\",\"daemon\":\"yubin-smtpd\",\"pid\":1234,"
               "\"level\":\"debug\",\"id\":\"S1a2b3c\",\"event\":\"connect\","
@@ -110,18 +115,17 @@ TEST(LogFormat, TextValuesAreQuotedAndEscapedWhenNeeded) {
     EXPECT_EQ(value("back\\slash"), "\"back\\\\slash\"");
     EXPECT_EQ(value("line1\r\nline2\tx"), "\"line1\\r\\nline2\\tx\"");
     EXPECT_EQ(value(std::string_view("nul\0bel\x07", 8)), "\"nul\\x00bel\\x07\"");
-    EXPECT_EQ(value("caf\xc3\xa9"), "\"caf\xc3\xa9\"");         // valid UTF-8 kept
-    EXPECT_EQ(value("bad\xff\xc3("), "\"bad\\xff\\xc3(\"");     // invalid bytes escaped
-    EXPECT_EQ(value("\xed\xa0\x80"), "\"\\xed\\xa0\\x80\"");    // a surrogate is not UTF-8
+    EXPECT_EQ(value("caf\xc3\xa9"), "\"caf\xc3\xa9\"");       // valid UTF-8 kept
+    EXPECT_EQ(value("bad\xff\xc3("), "\"bad\\xff\\xc3(\"");   // invalid bytes escaped
+    EXPECT_EQ(value("\xed\xa0\x80"), "\"\\xed\\xa0\\x80\"");  // a surrogate is not UTF-8
     std::string long_value(kMaxValueBytes + 100, 'a');
     EXPECT_EQ(value(long_value), "\"" + std::string(kMaxValueBytes, 'a') + "...\"");
 }
 
 TEST(LogFormat, TokensCannotBreakTheLine) {
-    std::string line = format_line(LogFormat::Text, kCtx, LogLevel::Info, "S 1\n", "two words",
-                                   {{"k e=y", "v"}});
-    EXPECT_EQ(line,
-              "2023-11-14T22:13:20.123Z yubin-smtpd[1234] info S_1_ two_words k_e_y=v");
+    std::string line =
+        format_line(LogFormat::Text, kCtx, LogLevel::Info, "S 1\n", "two words", {{"k e=y", "v"}});
+    EXPECT_EQ(line, "2023-11-14T22:13:20.123Z yubin-smtpd[1234] info S_1_ two_words k_e_y=v");
 }
 
 TEST(LogFormat, JsonIsValidForHostileInput) {
@@ -294,7 +298,10 @@ TEST_F(LogToFile, ProcessesSharingAFileNeverTearLines) {
             for (int i = 0; i < kLines; ++i) {
                 // Five long values: each line is over 10 KB.
                 info("C" + std::to_string(c), "line",
-                     {{"a", payload}, {"b", payload}, {"c", payload}, {"d", payload},
+                     {{"a", payload},
+                      {"b", payload},
+                      {"c", payload},
+                      {"d", payload},
                       {"e", payload}});
             }
             _exit(0);
