@@ -104,7 +104,6 @@ bool MimeParser::open_part(int32_t parent, uint64_t offset, bool default_rfc822)
     open.index = index;
     open.header_lf_start = lf_count_;
     open.header_bare_start = bare_lf_count_;
-    open.default_rfc822 = default_rfc822;
     stack_.push_back(std::move(open));
     return true;
 }

@@ -70,7 +70,6 @@ private:
         std::string boundary;     // "--" + boundary, non-empty while children are possible
         bool epilogue = false;    // the close delimiter was seen
         bool digest = false;      // multipart/digest: children default to message/rfc822
-        bool default_rfc822 = false;  // this part is a child of multipart/digest
     };
 
     void append_to_line(std::string_view segment);
