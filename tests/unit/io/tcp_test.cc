@@ -190,6 +190,13 @@ TEST(TcpListener, BindsIpv4AndIpv6OnTheSamePort) {
     auto v6 = TcpListener::bind(*loop, {.address = "[::]:" + std::to_string(port)});
     ASSERT_TRUE(v6.has_value()) << v6.error().message;  // IPV6_V6ONLY makes this work
     EXPECT_EQ((*v6)->local_address().port(), port);
+    std::unique_ptr<Connection> server;
+    ASSERT_TRUE((*v6)->start([&](std::unique_ptr<Connection> c) { server = std::move(c); }));
+    std::thread t([port] { Client c("::1", port); });
+    EXPECT_TRUE(run_until(*loop, [&] { return server != nullptr; }));
+    t.join();
+    EXPECT_EQ(server->peer_address().ip(), "::1");
+    EXPECT_EQ(server->local_address().to_string(), "[::1]:" + std::to_string(port));
     // Same address again: the error comes from bind(), not later.
     auto again = TcpListener::bind(*loop, {.address = "0.0.0.0:" + std::to_string(port)});
     EXPECT_FALSE(again.has_value());
