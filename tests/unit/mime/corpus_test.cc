@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "common/mime/encoded_words.h"
 #include "common/mime/mime_parser.h"
 #include "common/mime/serialize.h"
 
@@ -156,6 +157,18 @@ TEST(MimeCorpus, TruncatedOrFlippedSerializationIsRejected) {
             EXPECT_FALSE(deserialize(bad).has_value()) << "byte " << pos << " changed";
         }
     }
+}
+
+TEST(MimeCorpus, EncodedWordsInTheEnvelopeDecode) {
+    // The envelope keeps raw values; the RFC 2047 helper turns them into text.
+    PartTree t = parse_message(read_file(kDir / "rfc2047_headers.eml"));
+    const Envelope& e = *t.root().envelope;
+    EXPECT_EQ(decode_encoded_words(*e.subject), "Grüße aus Köln und Überraschung日本語の件名");
+    ASSERT_EQ(e.from_addrs.size(), 1u);
+    EXPECT_EQ(decode_encoded_words(e.from_addrs[0].name), "Jürgen Müller");
+    ASSERT_EQ(e.to_addrs.size(), 2u);
+    EXPECT_EQ(decode_encoded_words(e.to_addrs[0].name), "François Château");
+    EXPECT_EQ(decode_encoded_words(e.to_addrs[1].name), "Zoë Smith");
 }
 
 // ---- independent offset verification ---------------------------------------
