@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -198,8 +199,9 @@ int main(int argc, char** argv) {
                 dir.c_str(), seconds, kUsers);
     double base4 = fsync_per_message_rate(dir + "/fsync", 4096, seconds);
     double base100 = fsync_per_message_rate(dir + "/fsync", 100 * 1024, seconds);
-    std::printf("%-44s %12s %10s %10s\n", "case", "msgs/s", "p99 ms", "x fsync");
-    std::printf("%-44s %12.0f %10s %10s\n", "new file + fsync per message, 4 KiB", base4, "-", "1.0");
+    std::printf("%-44s %12s %10s %10s %10s\n", "case", "msgs/s", "p99 ms", "x fsync", "ops/commit");
+    std::printf("%-44s %12.0f %10s %10s\n", "new file + fsync per message, 4 KiB", base4, "-",
+                "1.0");
     std::printf("%-44s %12.0f %10s %10s\n", "new file + fsync per message, 100 KiB", base100, "-",
                 "1.0");
 
@@ -220,9 +222,15 @@ int main(int argc, char** argv) {
     std::vector<std::pair<std::string, double>> reads;
     for (const auto& c : cases) {
         auto store = open_store(dir + "/store", c.large_body_bytes);
+        auto before = store->stats();
         auto r = deliver_rate(*store, c.size, c.sessions, seconds);
+        auto after = store->stats();
+        double per_commit =
+            static_cast<double>(after.operations - before.operations) /
+            static_cast<double>(std::max<uint64_t>(1, after.commits - before.commits));
         double base = c.size == 4096 ? base4 : base100;
-        std::printf("%-44s %12.0f %10.2f %10.1f\n", c.label, r.rate, r.p99_ms, r.rate / base);
+        std::printf("%-44s %12.0f %10.2f %10.1f %10.1f\n", c.label, r.rate, r.p99_ms, r.rate / base,
+                    per_commit);
         std::fflush(stdout);
         if (c.sessions == 32) {
             reads.emplace_back(c.label, read_rate(*store, seconds / 2));

@@ -24,7 +24,7 @@
 namespace yubin::store {
 
 class ChangeListener {
-public:
+  public:
     // store_path is StoreOptions::path; role names the process kind ("imapd").
     // The socket path must fit sockaddr_un (about 107 bytes).
     [[nodiscard]] static Result<std::unique_ptr<ChangeListener>> open(std::string_view store_path,
@@ -40,14 +40,14 @@ public:
     std::vector<Change> drain();
     const std::string& socket_path() const { return path_; }
 
-private:
+  private:
     ChangeListener(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
     int fd_ = -1;
     std::string path_;
 };
 
 class Notifier {
-public:
+  public:
     explicit Notifier(std::string notify_dir);
     ~Notifier();
     Notifier(const Notifier&) = delete;
@@ -57,7 +57,7 @@ public:
     // datagram) to every listener. Best effort: errors are ignored.
     void send(const std::vector<Change>& changes);
 
-private:
+  private:
     void refresh_targets();
     std::string dir_;
     int fd_ = -1;

@@ -22,7 +22,7 @@ std::string be64_be32_key(uint64_t a, uint32_t b);
 
 // Appends fields to a value. Strings carry a 32-bit length.
 class Encoder {
-public:
+  public:
     Encoder& u8(uint8_t v);
     Encoder& u32(uint32_t v);
     Encoder& u64(uint64_t v);
@@ -32,14 +32,14 @@ public:
     std::string& data() { return out_; }
     std::string take() { return std::move(out_); }
 
-private:
+  private:
     std::string out_;
 };
 
 // Reads fields back; any overrun sets ok() false and yields zero values, so a
 // corrupt record is detected once at the end instead of at every field.
 class Decoder {
-public:
+  public:
     explicit Decoder(std::string_view in) : in_(in) {}
     uint8_t u8();
     uint32_t u32();
@@ -50,7 +50,7 @@ public:
     bool ok() const { return ok_; }
     bool at_end() const { return pos_ == in_.size(); }
 
-private:
+  private:
     bool need(size_t n);
     std::string_view in_;
     size_t pos_ = 0;

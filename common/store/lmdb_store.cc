@@ -19,8 +19,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <climits>
 #include <cerrno>
+#include <climits>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -59,13 +59,15 @@ struct DefaultMailbox {
     const char* special_use;
 };
 constexpr DefaultMailbox kDefaultMailboxes[] = {
-    {"INBOX", ""},         {"Sent", "\\Sent"}, {"Drafts", "\\Drafts"},
-    {"Trash", "\\Trash"},  {"Junk", "\\Junk"}, {"Archive", "\\Archive"},
+    {"INBOX", ""},        {"Sent", "\\Sent"}, {"Drafts", "\\Drafts"},
+    {"Trash", "\\Trash"}, {"Junk", "\\Junk"}, {"Archive", "\\Archive"},
 };
 
 // ---------- small LMDB helpers ----------
 
-MDB_val to_val(std::string_view s) { return MDB_val{s.size(), const_cast<char*>(s.data())}; }
+MDB_val to_val(std::string_view s) {
+    return MDB_val{s.size(), const_cast<char*>(s.data())};
+}
 std::string_view to_sv(const MDB_val& v) {
     return std::string_view(static_cast<const char*>(v.mv_data), v.mv_size);
 }
@@ -205,12 +207,12 @@ struct WriteCtx : Tx {
     }
 };
 
-#define YUBIN_TRY(expr)                      \
-    do {                                     \
-        auto yubin_try_r_ = (expr);          \
-        if (!yubin_try_r_) {                 \
+#define YUBIN_TRY(expr)                        \
+    do {                                       \
+        auto yubin_try_r_ = (expr);            \
+        if (!yubin_try_r_) {                   \
             return fail(yubin_try_r_.error()); \
-        }                                    \
+        }                                      \
     } while (0)
 
 // ---------- addresses and keys ----------
@@ -259,7 +261,9 @@ std::string mailbox_key(std::string_view user, std::string_view name) {
     return k;
 }
 
-int64_t due_time(const QueueEntry& e) { return std::max<int64_t>({e.next_attempt, e.hold_until, 0}); }
+int64_t due_time(const QueueEntry& e) {
+    return std::max<int64_t>({e.next_attempt, e.hold_until, 0});
+}
 
 // ---------- record codecs ----------
 
@@ -838,8 +842,8 @@ Result<uint64_t> enqueue_tx(WriteCtx& tx, QueueEntry entry, uint64_t blob_id, ui
     }
     std::string key = codec::be64_key(entry.id);
     YUBIN_TRY(tx.put(tx.t->q_msg, key, encode_queue(entry)));
-    YUBIN_TRY(tx.put(tx.t->q_due, codec::be64_pair_key(static_cast<uint64_t>(due_time(entry)),
-                                                       entry.id),
+    YUBIN_TRY(tx.put(tx.t->q_due,
+                     codec::be64_pair_key(static_cast<uint64_t>(due_time(entry)), entry.id),
                      std::string_view()));
     YUBIN_TRY(blob_adjust(tx, blob_id, +1));
     tx.changed(Change::Kind::Queue);
@@ -1021,7 +1025,7 @@ struct Resolver {
 // ---------- write operations ----------
 
 class WriteOp {
-public:
+  public:
     virtual ~WriteOp() = default;
     virtual bool apply(WriteCtx& ctx) = 0;  // true = succeeded
     virtual void set_error(Error e) = 0;
@@ -1038,7 +1042,7 @@ public:
 
 template <typename T>
 class FnOp final : public WriteOp {
-public:
+  public:
     FnOp(std::function<Result<T>(WriteCtx&)> fn, Callback<T> cb)
         : fn_(std::move(fn)), cb_(std::move(cb)) {}
     bool apply(WriteCtx& ctx) override {
@@ -1061,7 +1065,7 @@ public:
         }
     }
 
-private:
+  private:
     std::function<Result<T>(WriteCtx&)> fn_;
     Callback<T> cb_;
     std::optional<Result<T>> result_;
@@ -1074,9 +1078,10 @@ std::mutex g_registry_mutex;
 std::map<std::string, pid_t> g_open_paths;
 
 class LmdbStore final : public Store {
-public:
+  public:
     LmdbStore(StoreOptions options, std::string real_path)
-        : options_(std::move(options)), real_path_(std::move(real_path)),
+        : options_(std::move(options)),
+          real_path_(std::move(real_path)),
           notifier_(options_.path + "/notify") {}
 
     ~LmdbStore() override {
@@ -1161,7 +1166,8 @@ public:
             YUBIN_TRY(tx.scan_prefix(tx.t->users, prefix, check));
             YUBIN_TRY(tx.scan_prefix(tx.t->aliases, prefix, check));
             if (used) {
-                return fail(ErrorCode::Exists, fmt::format("domain {} still has users or aliases", d));
+                return fail(ErrorCode::Exists,
+                            fmt::format("domain {} still has users or aliases", d));
             }
             YUBIN_TRY(tx.del(tx.t->domains, d));
             tx.changed(Change::Kind::Directory);
@@ -1192,7 +1198,8 @@ public:
             return fail(ErrorCode::Invalid, fmt::format("bad address {}", address));
         }
         std::string hash(password_hash);
-        return write_sync<UserRecord>([a = *a, hash, quota_bytes](WriteCtx& tx) -> Result<UserRecord> {
+        return write_sync<UserRecord>([a = *a, hash,
+                                       quota_bytes](WriteCtx& tx) -> Result<UserRecord> {
             auto local = domain_exists(tx, a.domain);
             if (!local) {
                 return fail(local.error());
@@ -1276,15 +1283,16 @@ public:
         return read<std::vector<UserRecord>>([&](Tx& tx) -> Result<std::vector<UserRecord>> {
             std::vector<UserRecord> out;
             Result<void> inner;
-            YUBIN_TRY(tx.scan_prefix(tx.t->users, prefix, [&](std::string_view k, std::string_view v) {
-                auto u = decode_user(k, v);
-                if (!u) {
-                    inner = fail(u.error());
-                    return false;
-                }
-                out.push_back(std::move(*u));
-                return true;
-            }));
+            YUBIN_TRY(
+                tx.scan_prefix(tx.t->users, prefix, [&](std::string_view k, std::string_view v) {
+                    auto u = decode_user(k, v);
+                    if (!u) {
+                        inner = fail(u.error());
+                        return false;
+                    }
+                    out.push_back(std::move(*u));
+                    return true;
+                }));
             YUBIN_TRY(inner);
             return out;
         });
@@ -1415,21 +1423,20 @@ public:
 
     Result<std::vector<MailboxRecord>> list_mailboxes(std::string_view user) override {
         std::string u = canonical_address(trim(user));
-        return read<std::vector<MailboxRecord>>(
-            [&](Tx& tx) -> Result<std::vector<MailboxRecord>> {
-                auto a = parse_addr(u);
-                if (!a) {
-                    return fail(ErrorCode::Invalid, "bad address");
-                }
-                auto exists = load_user(tx, *a);
-                if (!exists) {
-                    return fail(exists.error());
-                }
-                if (!*exists) {
-                    return fail(ErrorCode::NotFound, fmt::format("no user {}", u));
-                }
-                return user_mailboxes(tx, u);
-            });
+        return read<std::vector<MailboxRecord>>([&](Tx& tx) -> Result<std::vector<MailboxRecord>> {
+            auto a = parse_addr(u);
+            if (!a) {
+                return fail(ErrorCode::Invalid, "bad address");
+            }
+            auto exists = load_user(tx, *a);
+            if (!exists) {
+                return fail(exists.error());
+            }
+            if (!*exists) {
+                return fail(ErrorCode::NotFound, fmt::format("no user {}", u));
+            }
+            return user_mailboxes(tx, u);
+        });
     }
 
     Result<MailboxRecord> get_mailbox(std::string_view user, std::string_view name) override {
@@ -1452,27 +1459,26 @@ public:
 
     Result<std::vector<MessageRecord>> list_messages(uint64_t mailbox_id, uint32_t first_uid,
                                                      uint32_t last_uid) override {
-        return read<std::vector<MessageRecord>>(
-            [&](Tx& tx) -> Result<std::vector<MessageRecord>> {
-                std::vector<MessageRecord> out;
-                Result<void> inner;
-                YUBIN_TRY(tx.scan(tx.t->msgs, codec::be64_key(mailbox_id),
-                                  codec::be64_be32_key(mailbox_id, first_uid),
-                                  [&](std::string_view k, std::string_view v) {
-                                      if (codec::get_be32(k, 8) > last_uid) {
-                                          return false;
-                                      }
-                                      auto m = decode_msg(k, v);
-                                      if (!m) {
-                                          inner = fail(m.error());
-                                          return false;
-                                      }
-                                      out.push_back(std::move(m->rec));
-                                      return true;
-                                  }));
-                YUBIN_TRY(inner);
-                return out;
-            });
+        return read<std::vector<MessageRecord>>([&](Tx& tx) -> Result<std::vector<MessageRecord>> {
+            std::vector<MessageRecord> out;
+            Result<void> inner;
+            YUBIN_TRY(tx.scan(tx.t->msgs, codec::be64_key(mailbox_id),
+                              codec::be64_be32_key(mailbox_id, first_uid),
+                              [&](std::string_view k, std::string_view v) {
+                                  if (codec::get_be32(k, 8) > last_uid) {
+                                      return false;
+                                  }
+                                  auto m = decode_msg(k, v);
+                                  if (!m) {
+                                      inner = fail(m.error());
+                                      return false;
+                                  }
+                                  out.push_back(std::move(m->rec));
+                                  return true;
+                              }));
+            YUBIN_TRY(inner);
+            return out;
+        });
     }
 
     Result<std::string> read_message(uint64_t mailbox_id, uint32_t uid) override {
@@ -1609,7 +1615,8 @@ public:
         auto d = std::make_shared<Delivery>(std::move(delivery));
         auto op = std::make_unique<FnOp<DeliveryResult>>(
             [d](WriteCtx& tx) { return deliver_tx(tx, *d); }, std::move(done));
-        if (d->body.size() >= options_.large_body_bytes && (!d->targets.empty() || !d->queue.empty())) {
+        if (d->body.size() >= options_.large_body_bytes &&
+            (!d->targets.empty() || !d->queue.empty())) {
             op->body_to_stage = &d->body;
         }
         submit(std::move(op));
@@ -1657,8 +1664,8 @@ public:
             std::move(done)));
     }
 
-    void copy_async(uint64_t source_mailbox_id, std::vector<uint32_t> uids, uint64_t dest_mailbox_id,
-                    bool move, Callback<CopyResult> done) override {
+    void copy_async(uint64_t source_mailbox_id, std::vector<uint32_t> uids,
+                    uint64_t dest_mailbox_id, bool move, Callback<CopyResult> done) override {
         submit(std::make_unique<FnOp<CopyResult>>(
             [=, uids = std::move(uids)](WriteCtx& tx) {
                 return copy_tx(tx, source_mailbox_id, uids, dest_mailbox_id, move);
@@ -1698,7 +1705,8 @@ public:
     void delete_mailbox_async(std::string_view user, std::string_view name,
                               Callback<void> done) override {
         submit(std::make_unique<FnOp<void>>(
-            [u = canonical_address(trim(user)), n = std::string(name)](WriteCtx& tx) -> Result<void> {
+            [u = canonical_address(trim(user)),
+             n = std::string(name)](WriteCtx& tx) -> Result<void> {
                 if (normalize_mailbox(n) == "INBOX") {
                     return fail(ErrorCode::Perm, "INBOX cannot be deleted");
                 }
@@ -1750,8 +1758,8 @@ public:
                 if (!old) {
                     return fail(old.error());
                 }
-                YUBIN_TRY(tx.del(tx.t->q_due,
-                                 codec::be64_pair_key(static_cast<uint64_t>(due_time(*old)), e.id)));
+                YUBIN_TRY(tx.del(tx.t->q_due, codec::be64_pair_key(
+                                                  static_cast<uint64_t>(due_time(*old)), e.id)));
                 old->recipients = e.recipients;
                 old->next_attempt = e.next_attempt;
                 old->hold_until = e.hold_until;
@@ -1805,7 +1813,16 @@ public:
 
     Result<ConsistencyReport> check_consistency() override;
 
-private:
+    StoreStats stats() const override {
+        StoreStats st;
+        st.commits = commits_.load();
+        st.operations = operations_.load();
+        st.failed_operations = failed_operations_.load();
+        st.map_grows = map_grows_.load();
+        return st;
+    }
+
+  private:
     struct EnvCloser {
         void operator()(MDB_env* e) const noexcept { mdb_env_close(e); }
     };
@@ -1951,6 +1968,10 @@ private:
     std::thread writer_;
     std::atomic<std::thread::id> writer_id_{};
     Notifier notifier_;
+    std::atomic<uint64_t> commits_{0};
+    std::atomic<uint64_t> operations_{0};
+    std::atomic<uint64_t> failed_operations_{0};
+    std::atomic<uint64_t> map_grows_{0};
 };
 
 Result<void> LmdbStore::open_tables(const std::vector<Migration>& migrations) {
@@ -2013,9 +2034,8 @@ Result<void> LmdbStore::open_tables(const std::vector<Migration>& migrations) {
             auto r = migrations[version](mc);
             if (!r) {
                 mdb_txn_abort(txn);
-                return fail(r.error().code,
-                            fmt::format("migration {}→{}: {}", version, version + 1,
-                                        r.error().message));
+                return fail(r.error().code, fmt::format("migration {}→{}: {}", version, version + 1,
+                                                        r.error().message));
             }
             std::string vb;
             codec::put_be32(vb, version + 1);
@@ -2202,6 +2222,13 @@ Result<void> LmdbStore::run_batch(std::vector<std::unique_ptr<WriteOp>>& batch) 
         if (!map_full) {
             rc = mdb_txn_commit(parent);
             if (rc == 0) {
+                commits_++;
+                for (const auto& op : batch) {
+                    operations_++;
+                    if (!op->committed) {
+                        failed_operations_++;
+                    }
+                }
                 return {};
             }
             if (rc != MDB_MAP_FULL) {
@@ -2214,6 +2241,7 @@ Result<void> LmdbStore::run_batch(std::vector<std::unique_ptr<WriteOp>>& batch) 
         // operations are pure functions of the transaction, so replay is safe.
         lk.unlock();
         YUBIN_TRY(grow_map());
+        map_grows_++;
     }
 }
 
@@ -2324,38 +2352,38 @@ Result<FlagResult> LmdbStore::store_flags_tx(WriteCtx& tx, const FlagUpdate& u) 
         uint32_t flags = mv.rec.flags;
         std::vector<std::string> kw = mv.rec.keywords;
         auto has_kw = [&](const std::string& k) {
-            return std::find_if(kw.begin(), kw.end(), [&](const std::string& x) {
-                       return iequals(x, k);
-                   }) != kw.end();
+            return std::find_if(kw.begin(), kw.end(),
+                                [&](const std::string& x) { return iequals(x, k); }) != kw.end();
         };
         switch (u.op) {
-        case FlagOp::Set:
-            flags = u.flags;
-            kw.clear();
-            for (const auto& k : u.keywords) {
-                if (!has_kw(k)) {
-                    kw.push_back(k);
+            case FlagOp::Set:
+                flags = u.flags;
+                kw.clear();
+                for (const auto& k : u.keywords) {
+                    if (!has_kw(k)) {
+                        kw.push_back(k);
+                    }
                 }
-            }
-            break;
-        case FlagOp::Add:
-            flags |= u.flags;
-            for (const auto& k : u.keywords) {
-                if (!has_kw(k)) {
-                    kw.push_back(k);
+                break;
+            case FlagOp::Add:
+                flags |= u.flags;
+                for (const auto& k : u.keywords) {
+                    if (!has_kw(k)) {
+                        kw.push_back(k);
+                    }
                 }
-            }
-            break;
-        case FlagOp::Remove:
-            flags &= ~u.flags;
-            kw.erase(std::remove_if(kw.begin(), kw.end(),
-                                    [&](const std::string& x) {
-                                        return std::any_of(
-                                            u.keywords.begin(), u.keywords.end(),
-                                            [&](const std::string& k) { return iequals(x, k); });
-                                    }),
-                     kw.end());
-            break;
+                break;
+            case FlagOp::Remove:
+                flags &= ~u.flags;
+                kw.erase(std::remove_if(kw.begin(), kw.end(),
+                                        [&](const std::string& x) {
+                                            return std::any_of(u.keywords.begin(), u.keywords.end(),
+                                                               [&](const std::string& k) {
+                                                                   return iequals(x, k);
+                                                               });
+                                        }),
+                         kw.end());
+                break;
         }
         if (flags == mv.rec.flags && kw == mv.rec.keywords) {
             continue;  // no change, no modseq bump (RFC 7162 §3.2)
@@ -2371,7 +2399,8 @@ Result<FlagResult> LmdbStore::store_flags_tx(WriteCtx& tx, const FlagUpdate& u) 
         mv.rec.flags = flags;
         mv.rec.keywords = std::move(kw);
         mv.rec.modseq = ++mb->highestmodseq;
-        YUBIN_TRY(tx.put(tx.t->msgs, codec::be64_be32_key(mb->id, uid), encode_msg(mv.rec, mv.prefix)));
+        YUBIN_TRY(
+            tx.put(tx.t->msgs, codec::be64_be32_key(mb->id, uid), encode_msg(mv.rec, mv.prefix)));
         std::string idx;
         codec::put_be32(idx, uid);
         idx.push_back(0);
@@ -2597,7 +2626,8 @@ Result<ConsistencyReport> LmdbStore::check_consistency() {
                     mb.messages, mb.unseen, mb.size_bytes, count, unseen, bytes));
             }
             if (max_uid >= mb.uidnext || max_modseq > mb.highestmodseq) {
-                rep.problems.push_back(fmt::format("mailbox {}: uidnext/highestmodseq behind", mb.id));
+                rep.problems.push_back(
+                    fmt::format("mailbox {}: uidnext/highestmodseq behind", mb.id));
             }
             auto id_key = tx.get(tx.t->mbox_ids, codec::be64_key(mb.id));
             if (!id_key) {
@@ -2641,8 +2671,8 @@ Result<ConsistencyReport> LmdbStore::check_consistency() {
                 return true;
             }
             if (b->refcount != refs[id]) {
-                rep.problems.push_back(
-                    fmt::format("blob {}: refcount {} but {} references", id, b->refcount, refs[id]));
+                rep.problems.push_back(fmt::format("blob {}: refcount {} but {} references", id,
+                                                   b->refcount, refs[id]));
             }
             if (b->file.empty()) {
                 auto data = tx.get(tx.t->blob_data, k);
@@ -2660,7 +2690,8 @@ Result<ConsistencyReport> LmdbStore::check_consistency() {
         }));
         for (const auto& [id, n] : refs) {
             if (n > 0 && seen_blobs.count(id) == 0) {
-                rep.problems.push_back(fmt::format("blob {} referenced {} times but missing", id, n));
+                rep.problems.push_back(
+                    fmt::format("blob {} referenced {} times but missing", id, n));
             }
         }
         return rep;
@@ -2708,13 +2739,15 @@ Result<std::unique_ptr<Store>> open_lmdb_store(const StoreOptions& options,
     }
     char real[PATH_MAX];
     if (::realpath(options.path.c_str(), real) == nullptr) {
-        return fail(ErrorCode::Io, fmt::format("realpath {}: {}", options.path, std::strerror(errno)));
+        return fail(ErrorCode::Io,
+                    fmt::format("realpath {}: {}", options.path, std::strerror(errno)));
     }
     {
         std::lock_guard lk(g_registry_mutex);
         auto it = g_open_paths.find(real);
         if (it != g_open_paths.end() && it->second == ::getpid()) {
-            return fail(ErrorCode::Exists, fmt::format("store {} already open in this process", real));
+            return fail(ErrorCode::Exists,
+                        fmt::format("store {} already open in this process", real));
         }
         g_open_paths[real] = ::getpid();
     }

@@ -85,9 +85,8 @@ Result<void> Store::delete_mailbox(std::string_view user, std::string_view name)
 
 Result<void> Store::subscribe_mailbox(std::string_view user, std::string_view name,
                                       bool subscribed) {
-    return wait_for<void>([&](Callback<void> cb) {
-        subscribe_mailbox_async(user, name, subscribed, std::move(cb));
-    });
+    return wait_for<void>(
+        [&](Callback<void> cb) { subscribe_mailbox_async(user, name, subscribed, std::move(cb)); });
 }
 
 Result<void> Store::update_queue_entry(QueueEntry entry) {

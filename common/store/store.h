@@ -39,7 +39,7 @@ using Callback = std::function<void(Result<T>)>;
 inline constexpr char kHierarchyDelimiter = '/';
 
 class Store {
-public:
+  public:
     virtual ~Store() = default;
 
     // Opens (creating if needed) the store at options.path. Runs schema
@@ -65,8 +65,7 @@ public:
                                                          std::string_view hash) = 0;
     [[nodiscard]] virtual Result<void> set_user_quota(std::string_view address,
                                                       uint64_t quota_bytes) = 0;
-    [[nodiscard]] virtual Result<void> set_user_flags(std::string_view address,
-                                                      uint32_t flags) = 0;
+    [[nodiscard]] virtual Result<void> set_user_flags(std::string_view address, uint32_t flags) = 0;
     [[nodiscard]] virtual Result<std::vector<UserRecord>> list_users(
         std::string_view domain = {}) = 0;
     // Removes the user, its mailboxes and messages, its aliases-as-source, and
@@ -101,8 +100,7 @@ public:
     [[nodiscard]] virtual Result<std::vector<MessageRecord>> list_messages(
         uint64_t mailbox_id, uint32_t first_uid = 1, uint32_t last_uid = UINT32_MAX) = 0;
     // Header prefix + body, copied out (valid after the call).
-    [[nodiscard]] virtual Result<std::string> read_message(uint64_t mailbox_id,
-                                                           uint32_t uid) = 0;
+    [[nodiscard]] virtual Result<std::string> read_message(uint64_t mailbox_id, uint32_t uid) = 0;
     [[nodiscard]] virtual Result<std::string> get_structure(uint64_t blob_id) = 0;
     [[nodiscard]] virtual Result<MailboxChanges> changes_since(uint64_t mailbox_id,
                                                                uint64_t modseq) = 0;
@@ -158,8 +156,7 @@ public:
                                                         std::vector<uint32_t> uids);
     [[nodiscard]] Result<CopyResult> copy(uint64_t source_mailbox_id, std::vector<uint32_t> uids,
                                           uint64_t dest_mailbox_id, bool move = false);
-    [[nodiscard]] Result<MailboxRecord> create_mailbox(std::string_view user,
-                                                       std::string_view name,
+    [[nodiscard]] Result<MailboxRecord> create_mailbox(std::string_view user, std::string_view name,
                                                        std::string_view special_use = {});
     [[nodiscard]] Result<void> rename_mailbox(std::string_view user, std::string_view from,
                                               std::string_view to);
@@ -176,6 +173,8 @@ public:
     // Recomputes counts, quota usage and body reference counts from the records
     // and reports any mismatch (an fsck for `yubin` and the crash tests).
     [[nodiscard]] virtual Result<ConsistencyReport> check_consistency() = 0;
+    // Writer counters of this process; ops per commit = operations / commits.
+    [[nodiscard]] virtual StoreStats stats() const = 0;
     // Schema version of the open store.
     [[nodiscard]] virtual Result<uint32_t> schema_version() = 0;
 };

@@ -52,7 +52,7 @@ struct UserRecord {
     std::string password_hash;  // crypt(3) string, e.g. "$y$..."; hashed elsewhere
     uint64_t quota_bytes = 0;   // 0 = unlimited
     uint64_t quota_used_bytes = 0;
-    uint32_t flags = 0;  // UserFlag bits
+    uint32_t flags = 0;   // UserFlag bits
     int64_t created = 0;  // unix seconds
 };
 
@@ -95,7 +95,7 @@ struct MessageRecord {
 
 // One local target of a Delivery.
 struct DeliveryTarget {
-    std::string user;              // local user address
+    std::string user;  // local user address
     std::string mailbox = "INBOX";
     uint32_t flags = 0;
     std::vector<std::string> keywords;
@@ -131,7 +131,7 @@ struct QueueRecipient {
 };
 
 struct QueueEntry {
-    uint64_t id = 0;  // assigned by the store
+    uint64_t id = 0;     // assigned by the store
     std::string sender;  // "" = null reverse-path
     std::vector<QueueRecipient> recipients;
     std::string envid;  // RFC 3461 §4.4
@@ -146,8 +146,8 @@ struct QueueEntry {
 // One write transaction: one body stored once, a message per local target, and
 // queue entries for remote recipients (ARCHITECTURE.md, "One message inbound").
 struct Delivery {
-    std::string body;       // the whole message as it will be served (CRLF lines)
-    std::string structure;  // opaque serialized MIME part tree (common/mime)
+    std::string body;          // the whole message as it will be served (CRLF lines)
+    std::string structure;     // opaque serialized MIME part tree (common/mime)
     int64_t internaldate = 0;  // unix seconds; now if 0
     std::vector<DeliveryTarget> targets;
     std::vector<QueueEntry> queue;
@@ -161,7 +161,7 @@ struct TargetResult {
 };
 
 struct DeliveryResult {
-    uint64_t blob_id = 0;  // 0 if nothing referenced the body
+    uint64_t blob_id = 0;               // 0 if nothing referenced the body
     std::vector<TargetResult> targets;  // same order as Delivery::targets
     std::vector<uint64_t> queue_ids;    // same order as Delivery::queue
 };
@@ -209,6 +209,14 @@ struct ConsistencyReport {
     uint64_t blobs = 0;
     uint64_t queue_entries = 0;
     std::vector<std::string> problems;  // empty = consistent
+};
+
+// Counters of this process's writer since open (for operators and benchmarks).
+struct StoreStats {
+    uint64_t commits = 0;            // write transactions committed
+    uint64_t operations = 0;         // operations in those commits (successful or not)
+    uint64_t failed_operations = 0;  // operations that failed alone inside a batch
+    uint64_t map_grows = 0;          // map doublings after MDB_MAP_FULL
 };
 
 // What a change notification carries (a hint; the store is the truth).

@@ -94,7 +94,8 @@ TEST_F(DirectoryTest, UsersAndDefaultMailboxes) {
 }
 
 TEST_F(DirectoryTest, RemoveUserReleasesEverything) {
-    auto r = store_->deliver(simple("Subject: x\r\n\r\nbody\r\n", {"alice@example.com", "bob@example.com"}));
+    auto r = store_->deliver(
+        simple("Subject: x\r\n\r\nbody\r\n", {"alice@example.com", "bob@example.com"}));
     ASSERT_TRUE(r) << r.error().to_string();
     ASSERT_TRUE(store_->add_alias("alice@example.com", "bob@example.com"));
     ASSERT_TRUE(store_->remove_user("alice@example.com"));
@@ -175,12 +176,14 @@ TEST_F(DirectoryTest, ResolveUsersAliasesPlusAndCatchAll) {
     ASSERT_TRUE(store_->add_alias("ops@example.com", "alice@example.com"));
     r = store_->resolve_recipient("team@example.com");
     ASSERT_TRUE(r) << r.error().to_string();
-    EXPECT_EQ(flat(*r), (std::vector<std::string>{"alice@example.com/INBOX", "bob@example.com/INBOX",
-                                                  "ext:friend@remote.org"}));
+    EXPECT_EQ(flat(*r),
+              (std::vector<std::string>{"alice@example.com/INBOX", "bob@example.com/INBOX",
+                                        "ext:friend@remote.org"}));
     // Plus on an alias applies the alias.
     r = store_->resolve_recipient("ops+whatever@example.com");
     ASSERT_TRUE(r);
-    EXPECT_EQ(flat(*r), (std::vector<std::string>{"alice@example.com/INBOX", "bob@example.com/INBOX"}));
+    EXPECT_EQ(flat(*r),
+              (std::vector<std::string>{"alice@example.com/INBOX", "bob@example.com/INBOX"}));
 
     // Catch-all, used only when nothing else matches.
     ASSERT_TRUE(store_->add_alias("@example.com", "bob@example.com"));

@@ -406,6 +406,11 @@ TEST_F(MailboxTest, GroupCommitBatchesConcurrentSubmissionsAndIsolatesFailures) 
     lk.unlock();
     EXPECT_EQ(store_->get_mailbox("alice@example.com", "INBOX")->messages,
               static_cast<uint32_t>(ok));
+    // They were committed in fewer transactions than operations.
+    auto st = store_->stats();
+    EXPECT_GE(st.operations, static_cast<uint64_t>(kOps));
+    EXPECT_LT(st.commits, st.operations);
+    EXPECT_GE(st.failed_operations, static_cast<uint64_t>(kOps / 10));
     expect_consistent();
 }
 
@@ -417,17 +422,21 @@ TEST(MapGrowth, GrowsFromATinyMap) {
     ASSERT_TRUE(store->add_domain("example.com"));
     ASSERT_TRUE(store->add_user("a@example.com", "h", 0));
     for (int i = 0; i < 200; ++i) {
-        auto r = store->deliver(
-            Delivery{std::string(20000, static_cast<char>('a' + i % 26)), "", 0,
-                     {DeliveryTarget{"a@example.com"}}, {}});
+        auto r = store->deliver(Delivery{std::string(20000, static_cast<char>('a' + i % 26)),
+                                         "",
+                                         0,
+                                         {DeliveryTarget{"a@example.com"}},
+                                         {}});
         ASSERT_TRUE(r) << i << ": " << r.error().to_string();
     }
     struct stat st {};
     ASSERT_EQ(::stat((o.path + "/data.mdb").c_str(), &st), 0);
     EXPECT_GT(static_cast<uint64_t>(st.st_size), 4000000u);
+    EXPECT_GT(store->stats().map_grows, 0u);
     auto mb = store->get_mailbox("a@example.com", "INBOX");
     EXPECT_EQ(mb->messages, 200u);
-    EXPECT_EQ(*store->read_message(mb->id, 200), std::string(20000, static_cast<char>('a' + 199 % 26)));
+    EXPECT_EQ(*store->read_message(mb->id, 200),
+              std::string(20000, static_cast<char>('a' + 199 % 26)));
     EXPECT_TRUE(store->check_consistency()->problems.empty());
 }
 

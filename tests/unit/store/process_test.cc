@@ -143,9 +143,8 @@ TEST(Schema, MigrationRunsOnceAtOpen) {
     TempDir dir2;
     auto o2 = options_for(dir2.path());
     std::vector<Migration> broken = builtin_migrations();
-    broken.push_back([](MigrationContext&) -> Result<void> {
-        return fail(ErrorCode::Internal, "boom");
-    });
+    broken.push_back(
+        [](MigrationContext&) -> Result<void> { return fail(ErrorCode::Internal, "boom"); });
     auto b = open_lmdb_store(o2, broken);
     ASSERT_FALSE(b);
     // Opening with no migrations at all shows what is on disk: version 0, i.e.

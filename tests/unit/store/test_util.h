@@ -14,7 +14,7 @@
 namespace yubin::store::testing {
 
 class TempDir {
-public:
+  public:
     TempDir() {
         char tmpl[] = "/tmp/yubin-store-XXXXXX";
         char* p = ::mkdtemp(tmpl);
@@ -26,7 +26,7 @@ public:
     }
     const std::string& path() const { return path_; }
 
-private:
+  private:
     std::string path_;
 };
 
@@ -46,7 +46,7 @@ inline std::unique_ptr<Store> open_or_die(const StoreOptions& o) {
 
 // A store with domain example.com and users alice, bob.
 class StoreTest : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         opts_ = options_for(dir_.path());
         store_ = open_or_die(opts_);
