@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <random>
 #include <string>
+#include <vector>
 
 #include "common/mime/serialize.h"
 
@@ -336,6 +339,160 @@ TEST(MimeParser, LargeBodyStreamsInChunks) {
     EXPECT_EQ(t.root().body_size, 2048u * 4096);
     EXPECT_EQ(t.root().body_lines, 2048u * 64);
     EXPECT_EQ(t.message_size, 16u + 2048u * 4096);
+}
+
+}  // namespace
+}  // namespace yubin::mime
+
+// ---- generated messages ------------------------------------------------------
+// Random trees of multipart, message/rfc822 and leaf parts, written out with
+// random CRLF/LF line ends while recording where each part's header and body
+// must be; the parser has to find exactly those offsets.
+
+namespace yubin::mime {
+namespace {
+
+struct Expected {
+    int32_t parent = -1;
+    uint64_t header_offset = 0;
+    uint64_t header_size = 0;
+    uint64_t body_offset = 0;
+    uint64_t body_size = 0;
+    std::string type;
+};
+
+class Generator {
+public:
+    explicit Generator(unsigned seed) : rng_(seed), mixed_(seed % 3 == 0), crlf_(seed % 2 == 0) {}
+
+    std::string message(std::vector<Expected>& expected) {
+        out_.clear();
+        part(expected, -1, 0);
+        return out_;
+    }
+
+private:
+    std::string eol() {
+        bool crlf = mixed_ ? (rng_() % 2 == 0) : crlf_;
+        return crlf ? "\r\n" : "\n";
+    }
+    size_t pick(size_t n) { return rng_() % n; }
+    std::string text_line() {
+        static const char* kWords[] = {"lorem", "ipsum", "-dash", "x", "", "a b", "\xc3\xa9t\xc3\xa9"};
+        std::string line;
+        for (size_t i = 0, n = pick(5); i < n; ++i) {
+            line += kWords[pick(7)];
+            line += ' ';
+        }
+        return line;
+    }
+
+    void part(std::vector<Expected>& ex, int32_t parent, int depth) {
+        size_t index = ex.size();
+        ex.push_back(Expected{});
+        ex[index].parent = parent;
+        ex[index].header_offset = out_.size();
+        size_t kind = depth < 4 ? pick(4) : 0;  // 0, 1 leaf; 2 multipart; 3 message
+        std::string boundary = "=_b" + std::to_string(index) + "_" + std::to_string(pick(1000));
+        if (parent < 0 || pick(2) == 0) {
+            out_ += "Subject: " + text_line() + eol();
+        }
+        if (kind == 2) {
+            ex[index].type = "multipart";
+            out_ += "Content-Type: multipart/mixed;" + eol() + " boundary=\"" + boundary + "\"" +
+                    eol();
+        } else if (kind == 3) {
+            ex[index].type = "message";
+            out_ += "Content-Type: message/rfc822" + eol();
+        } else {
+            ex[index].type = "text";
+            if (pick(2) == 0) {
+                out_ += "Content-Type: text/plain; charset=utf-8" + eol();
+            }
+        }
+        out_ += eol();  // the empty line
+        ex[index].header_size = out_.size() - ex[index].header_offset;
+        ex[index].body_offset = out_.size();
+        if (kind == 2) {
+            if (pick(2) == 0) {
+                out_ += "preamble " + text_line() + eol();
+            }
+            for (size_t c = 0, n = 1 + pick(3); c < n; ++c) {
+                // The line break before each delimiter belongs to it.
+                if (c > 0 || out_.size() > ex[index].body_offset) {
+                    out_ += eol();
+                }
+                out_ += "--" + boundary + (pick(3) == 0 ? "  " : "") + eol();
+                part(ex, static_cast<int32_t>(index), depth + 1);
+            }
+            out_ += eol() + "--" + boundary + "--";
+            if (pick(2) == 0) {
+                out_ += eol() + "epilogue " + text_line();
+            }
+        } else if (kind == 3) {
+            part(ex, static_cast<int32_t>(index), depth + 1);
+        } else {
+            for (size_t l = 0, n = pick(4); l < n; ++l) {
+                out_ += text_line();
+                if (l + 1 < n || pick(2) == 0) {
+                    out_ += eol();
+                }
+            }
+        }
+        ex[index].body_size = out_.size() - ex[index].body_offset;
+    }
+
+    std::mt19937 rng_;
+    bool mixed_;
+    bool crlf_;
+    std::string out_;
+};
+
+TEST(MimeParserGenerated, FindsExactlyTheGeneratedStructure) {
+    size_t total_parts = 0;
+    size_t multiparts = 0;
+    size_t messages = 0;
+    for (unsigned seed = 1; seed <= 400; ++seed) {
+        SCOPED_TRACE("seed " + std::to_string(seed));
+        Generator gen(seed);
+        std::vector<Expected> ex;
+        std::string msg = gen.message(ex);
+        PartTree t = parse_message(msg);
+        ASSERT_EQ(t.parts.size(), ex.size()) << msg;
+        total_parts += ex.size();
+        for (const Expected& e : ex) {
+            multiparts += e.type == "multipart" ? 1 : 0;
+            messages += e.type == "message" ? 1 : 0;
+        }
+        for (size_t i = 0; i < ex.size(); ++i) {
+            SCOPED_TRACE("part " + std::to_string(i));
+            const Part& p = t.parts[i];
+            EXPECT_EQ(p.parent, ex[i].parent);
+            EXPECT_EQ(p.type, ex[i].type);
+            EXPECT_EQ(p.header_offset, ex[i].header_offset);
+            EXPECT_EQ(p.header_size, ex[i].header_size);
+            EXPECT_EQ(p.body_offset, ex[i].body_offset);
+            EXPECT_EQ(p.body_size, ex[i].body_size) << msg;
+            std::string_view body = at(msg, p.body_offset, p.body_size);
+            EXPECT_EQ(p.body_lines, static_cast<uint64_t>(std::count(body.begin(), body.end(), '\n')));
+        }
+        EXPECT_EQ(t.limits_hit & ~static_cast<uint32_t>(kFlagBareLf | kFlagEightBitHeader), 0u);
+        // Random chunking gives the same tree.
+        std::mt19937 rng(seed);
+        MimeParser chunked;
+        for (size_t pos = 0; pos < msg.size();) {
+            size_t n = std::min<size_t>(msg.size() - pos, rng() % 40);
+            chunked.feed(std::string_view(msg).substr(pos, n));
+            pos += n;
+        }
+        EXPECT_EQ(chunked.finish(), t);
+    }
+    // The generator really builds nested trees.
+    EXPECT_GT(total_parts, 1000u);
+    EXPECT_GT(multiparts, 200u);
+    EXPECT_GT(messages, 200u);
+    std::printf("generated %zu parts, %zu multiparts, %zu message/rfc822\n", total_parts,
+                multiparts, messages);
 }
 
 }  // namespace
