@@ -21,8 +21,8 @@ namespace yubin::mime {
 // `extended` tells that the value came in RFC 2231 form, with its `charset`
 // and `language` (both empty otherwise) and `rfc2231`, the joined value
 // re-encoded as one RFC 2231 §4 extended value (charset'language'%XX...) in
-// the original charset, which is what IMAP servers such as Dovecot send in
-// BODYSTRUCTURE as the parameter "name*".
+// the original charset, for IMAP to send as the parameter "name*" in
+// BODYSTRUCTURE where it wants the RFC 2231 form (docs/mime.md).
 struct Param {
     std::string name;   // lower-cased
     std::string value;  // quotes removed; UTF-8 when extended
