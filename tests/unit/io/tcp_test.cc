@@ -443,6 +443,44 @@ TEST(Connection, ConnectOutgoingAndRefused) {
     EXPECT_NE(error->message.find("refused"), std::string::npos) << error->message;
 }
 
+TEST(Connection, PauseStopsDeliveryUntilResume) {
+    auto loop = new_loop();
+    auto l = listen_on(*loop, {.address = "127.0.0.1:0"});
+    std::unique_ptr<Connection> server;
+    std::string got;
+    ASSERT_TRUE(l->start([&](std::unique_ptr<Connection> c) {
+        server = std::move(c);
+        server->on_data([&](std::string_view d) {
+            got += d;
+            server->pause_reading();  // e.g. waiting for a recipient lookup
+        });
+        server->start();
+    }));
+    std::atomic<int> stage{0};
+    std::thread t([&, port = l->local_address().port()] {
+        Client c("127.0.0.1", port);
+        c.send("RCPT TO:<a@x.test>\r\n");
+        while (stage != 1) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
+        c.send("RCPT TO:<b@x.test>\r\n");
+        while (stage != 2) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
+    });
+    EXPECT_TRUE(run_until(*loop, [&] { return !got.empty(); }));
+    EXPECT_EQ(got, "RCPT TO:<a@x.test>\r\n");
+    EXPECT_FALSE(server->reading());
+    stage = 1;
+    // Paused: the second command waits in the kernel, not in our memory.
+    EXPECT_FALSE(run_until(*loop, [&] { return got.size() > 20; }, 200));
+    server->resume_reading();
+    EXPECT_TRUE(run_until(*loop, [&] { return got.size() > 20; }));
+    EXPECT_EQ(got, "RCPT TO:<a@x.test>\r\nRCPT TO:<b@x.test>\r\n");
+    stage = 2;
+    t.join();
+}
+
 TEST(Connection, ConnectTimesOut) {
     // A listening socket nobody accepts from, with its queue filled: the
     // kernel then drops further SYNs, so a connect can only time out.
