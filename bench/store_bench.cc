@@ -2,7 +2,7 @@
 // (1 and 32 concurrent sessions, each waiting for its ack before the next
 // delivery), next to the disk's own rate for one new file + fsync per message,
 // measured in the same run; bodies inside LMDB vs as files; read rates; peak
-// RSS. Usage: store_bench [work-dir] [seconds-per-case]. Figures go to
+// RSS. Usage: store_bench [work-dir] [seconds-per-case] [case-filter]. Figures go to
 // docs/store.md.
 #include <fcntl.h>
 #include <sys/resource.h>
@@ -193,6 +193,8 @@ long peak_rss_kib() {
 int main(int argc, char** argv) {
     std::string dir = argc > 1 ? argv[1] : "/var/tmp/yubin-store-bench";
     double seconds = argc > 2 ? std::atof(argv[2]) : 3.0;
+    // Optional third argument: run only the store cases whose label contains it.
+    std::string only = argc > 3 ? argv[3] : "";
     std::filesystem::create_directories(dir);
 
     std::printf("store_bench: %s, %.1f s per case, %d users, 1 recipient per delivery\n\n",
@@ -221,6 +223,9 @@ int main(int argc, char** argv) {
     };
     std::vector<std::pair<std::string, double>> reads;
     for (const auto& c : cases) {
+        if (!only.empty() && std::string(c.label).find(only) == std::string::npos) {
+            continue;
+        }
         auto store = open_store(dir + "/store", c.large_body_bytes);
         auto before = store->stats();
         auto r = deliver_rate(*store, c.size, c.sessions, seconds);
