@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <system_error>
 
@@ -285,6 +286,65 @@ void resolve_paths(Config& config, const std::string& base_dir) {
     }
 }
 
+// Two listeners on one address and port would either fail to bind or, with
+// SO_REUSEPORT, silently share connections between two protocols. A wildcard
+// (0.0.0.0 or ::) covers every address of its family on that port (IPv6
+// sockets are V6ONLY, so the families do not overlap). Port 0 (any free port,
+// for tests) never conflicts. Reported on the key written in the file.
+void check_listener_conflicts(const Config& config,
+                              const std::map<std::string, uint32_t>& key_lines,
+                              Collector& errors) {
+    struct Seen {
+        std::string key;  // "smtpd.mx"
+        size_t index;
+        SocketAddress address;
+    };
+    std::vector<Seen> seen;
+    auto overlaps = [](const SocketAddress& a, const SocketAddress& b) {
+        if (a.port == 0 || a.port != b.port || a.ipv6 != b.ipv6) {
+            return false;
+        }
+        const char* any = a.ipv6 ? "::" : "0.0.0.0";
+        return a.ip == b.ip || a.ip == any || b.ip == any;
+    };
+    for (const auto& section : schema()) {
+        for (const auto& key : section.keys) {
+            if (key.kind != Kind::AddressList || key.default_port != 0) {
+                continue;  // not a listener (dns.servers has a default port)
+            }
+            const std::string name = section.name + "." + key.name;
+            const auto texts = std::get<std::vector<std::string>>(key.get(config));
+            for (size_t i = 0; i < texts.size(); ++i) {
+                auto address = parse_socket_address(texts[i], 0);
+                if (!address) {
+                    continue;
+                }
+                for (const auto& other : seen) {
+                    if (!overlaps(*address, other.address)) {
+                        continue;
+                    }
+                    // Blame the key the file set; if both are defaults the
+                    // schema itself is wrong, which a unit test rules out.
+                    auto here = key_lines.find(name);
+                    auto there = key_lines.find(other.key);
+                    if (here != key_lines.end()) {
+                        errors.add(here->second, fmt::format("{}[{}]", name, i),
+                                   fmt::format("{} overlaps {} in {}", texts[i],
+                                               other.address.to_string(), other.key));
+                    } else if (there != key_lines.end()) {
+                        errors.add(there->second, fmt::format("{}[{}]", other.key, other.index),
+                                   fmt::format("{} overlaps {} in {}", other.address.to_string(),
+                                               texts[i], name));
+                    } else {
+                        errors.add(0, name, "overlaps " + other.key + " in the defaults");
+                    }
+                }
+                seen.push_back(Seen{name, i, *address});
+            }
+        }
+    }
+}
+
 Result<std::shared_ptr<const Config>> load(std::string_view text, std::string_view name,
                                            std::string base_dir) {
     Collector errors(name);
@@ -296,6 +356,7 @@ Result<std::shared_ptr<const Config>> load(std::string_view text, std::string_vi
         return tl::unexpected(errors.to_error());
     }
 
+    std::map<std::string, uint32_t> key_lines;  // "section.key" → line, for keys in the file
     auto config = std::make_shared<Config>(unresolved_defaults());
     config->source = std::string(name);
     for (auto&& [section_key, section_node] : root) {
@@ -321,8 +382,12 @@ Result<std::shared_ptr<const Config>> load(std::string_view text, std::string_vi
             }
             if (auto value = convert(*spec, node, full, errors)) {
                 spec->set(*config, *value);
+                key_lines[full] = node.source().begin.line;
             }
         }
+    }
+    if (errors.empty()) {
+        check_listener_conflicts(*config, key_lines, errors);
     }
     if (!errors.empty()) {
         return tl::unexpected(errors.to_error());

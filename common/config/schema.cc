@@ -518,6 +518,11 @@ tl::expected<SocketAddress, std::string> parse_socket_address(std::string_view t
     } else {
         return tl::unexpected(fmt::format("{}, with a numeric IP address", expect));
     }
+    // Canonical text ("2001:DB8:0::1" → "2001:db8::1") so equal addresses compare equal.
+    char canonical[INET6_ADDRSTRLEN] = {};
+    if (inet_ntop(out.ipv6 ? AF_INET6 : AF_INET, buf, canonical, sizeof(canonical)) != nullptr) {
+        out.ip = canonical;
+    }
     if (port.empty()) {
         if (default_port == 0) {
             return tl::unexpected(expect);

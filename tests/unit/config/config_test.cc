@@ -332,6 +332,32 @@ TEST(ConfigValues, Addresses) {
     }
 }
 
+TEST(ConfigValues, ListenerConflicts) {
+    // Against a default listener (smtpd.mx is 0.0.0.0:25 and [::]:25).
+    EXPECT_EQ(load_error("[imapd]\nimap = [\"0.0.0.0:143\", \"0.0.0.0:25\"]\n"),
+              "t.toml:2: imapd.imap[1]: 0.0.0.0:25 overlaps 0.0.0.0:25 in smtpd.mx");
+    // A default listener overlapping an explicit one is blamed on the explicit one.
+    EXPECT_EQ(load_error("\n[smtpd]\nmx = [\"[::1]:995\"]\n"),
+              "t.toml:3: smtpd.mx[0]: [::1]:995 overlaps [::]:995 in pop3d.pop3s");
+    // Twice in one key; a specific address under a wildcard; canonical IPv6 forms.
+    EXPECT_EQ(load_error("[smtpd]\nsubmission = [\"127.0.0.1:587\", \"127.0.0.1:587\"]\n"),
+              "t.toml:2: smtpd.submission[1]: 127.0.0.1:587 overlaps 127.0.0.1:587 in "
+              "smtpd.submission");
+    EXPECT_EQ(load_error("[smtpd]\nsubmission = [\"0.0.0.0:587\", \"192.0.2.1:587\"]\n"),
+              "t.toml:2: smtpd.submission[1]: 192.0.2.1:587 overlaps 0.0.0.0:587 in "
+              "smtpd.submission");
+    EXPECT_EQ(load_error("[smtpd]\nsubmission = [\"[2001:DB8:0::1]:587\", "
+                         "\"[2001:db8::1]:587\"]\n"),
+              "t.toml:2: smtpd.submission[1]: [2001:db8::1]:587 overlaps [2001:db8::1]:587 in "
+              "smtpd.submission");
+    // Different families, different ports, and port 0 (tests) never conflict.
+    auto c = load_ok(
+        "[smtpd]\nmx = [\"127.0.0.1:0\", \"[::1]:0\"]\nsubmission = [\"127.0.0.1:0\"]\n"
+        "submissions = [\"0.0.0.0:4650\", \"[::]:4650\"]\n");
+    ASSERT_TRUE(c);
+    EXPECT_EQ(c->smtpd.submissions.size(), 2u);
+}
+
 TEST(ConfigValues, SniTables) {
     auto c = load_ok(
         "[tls]\ncert = \"main.pem\"\n"
