@@ -186,7 +186,9 @@ std::optional<EncodedWord> parse_encoded_word(std::string_view s) {
     return word;
 }
 
-bool is_space(char c) noexcept { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+bool is_space(char c) noexcept {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
 
 }  // namespace
 

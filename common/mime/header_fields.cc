@@ -10,22 +10,19 @@
 namespace yubin::mime {
 namespace {
 
-bool is_wsp(char c) noexcept { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+bool is_wsp(char c) noexcept {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
 
 // RFC 2045 §5.1 tspecials, which end a token.
 bool is_tspecial(char c) noexcept {
-    switch (c) {
-        case '(': case ')': case '<': case '>': case '@': case ',': case ';': case ':':
-        case '\\': case '"': case '/': case '[': case ']': case '?': case '=':
-            return true;
-        default:
-            return false;
-    }
+    constexpr std::string_view kTSpecials = "()<>@,;:\\\"/[]?=";
+    return kTSpecials.find(c) != std::string_view::npos;
 }
 
 // A cursor over a structured field value that skips CFWS (RFC 5322 §3.2.2).
 class Lexer {
-public:
+  public:
     explicit Lexer(std::string_view text) : text_(text) {}
 
     bool at_end() {
@@ -111,7 +108,7 @@ public:
         }
     }
 
-private:
+  private:
     void skip_cfws() {
         while (pos_ < text_.size()) {
             char c = text_[pos_];
@@ -419,9 +416,9 @@ std::vector<Token> tokenize_addresses(std::string_view s) {
         } else {
             while (i < s.size()) {
                 char ch = s[i];
-                if (is_wsp(ch) || ch == '"' || ch == '(' || ch == ')' || ch == '<' ||
-                    ch == '>' || ch == '@' || ch == ',' || ch == ';' || ch == ':' ||
-                    ch == '.' || ch == '[' || ch == '\\') {
+                if (is_wsp(ch) || ch == '"' || ch == '(' || ch == ')' || ch == '<' || ch == '>' ||
+                    ch == '@' || ch == ',' || ch == ';' || ch == ':' || ch == '.' || ch == '[' ||
+                    ch == '\\') {
                     break;
                 }
                 tok.text.push_back(ch);
@@ -495,7 +492,7 @@ void fill_addr_spec(const std::vector<const Token*>& toks, Address& addr) {
 }
 
 class AddressListParser {
-public:
+  public:
     explicit AddressListParser(std::string_view value) : tokens_(tokenize_addresses(value)) {}
 
     std::vector<Address> run() {
@@ -540,7 +537,7 @@ public:
         return std::move(out_);
     }
 
-private:
+  private:
     void flush() {
         Address addr;
         if (had_angle_) {
@@ -562,9 +559,8 @@ private:
             }
             fill_addr_spec(spec, addr);
         } else {
-            bool any = std::any_of(phrase_.begin(), phrase_.end(), [](const Token* t) {
-                return t->kind != Token::Kind::Comment;
-            });
+            bool any = std::any_of(phrase_.begin(), phrase_.end(),
+                                   [](const Token* t) { return t->kind != Token::Kind::Comment; });
             if (!any) {
                 reset();
                 return;

@@ -114,8 +114,9 @@ void MimeParser::feed(std::string_view chunk) {
     }
     while (!chunk.empty()) {
         const void* nl = std::memchr(chunk.data(), '\n', chunk.size());
-        size_t n = nl == nullptr ? chunk.size()
-                                 : static_cast<size_t>(static_cast<const char*>(nl) - chunk.data()) + 1;
+        size_t n = nl == nullptr
+                       ? chunk.size()
+                       : static_cast<size_t>(static_cast<const char*>(nl) - chunk.data()) + 1;
         append_to_line(chunk.substr(0, n));
         chunk.remove_prefix(n);
         if (nl != nullptr) {
@@ -136,7 +137,8 @@ void MimeParser::append_to_line(std::string_view segment) {
     }
     Part& part = tree_.parts[top.index];
     if (top.in_header) {
-        size_t room = limits_.max_header_size - std::min(limits_.max_header_size, top.header.size());
+        size_t room =
+            limits_.max_header_size - std::min(limits_.max_header_size, top.header.size());
         room = std::min(room, limits_.max_total_header_size -
                                   std::min(limits_.max_total_header_size, header_total_));
         if (segment.size() > room) {
@@ -325,8 +327,8 @@ void MimeParser::apply_header(Open& open) {
     }
     // The root and the child of a message/* part are messages: keep their
     // envelope fields.
-    bool is_message_root = part.parent < 0 ||
-                           tree_.parts[static_cast<size_t>(part.parent)].is_message();
+    bool is_message_root =
+        part.parent < 0 || tree_.parts[static_cast<size_t>(part.parent)].is_message();
     if (is_message_root) {
         Envelope env;
         fill_envelope(env, fields);

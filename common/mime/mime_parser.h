@@ -45,7 +45,7 @@ struct ParserLimits {
 };
 
 class MimeParser {
-public:
+  public:
     explicit MimeParser(ParserLimits limits = {});
 
     // Feeds the next bytes of the message; chunks may split anything,
@@ -58,18 +58,18 @@ public:
     // boundaries): what ParserLimits bounds; never grows with body size.
     size_t buffered_bytes() const;
 
-private:
+  private:
     struct Open {
-        uint32_t index = 0;       // into tree_.parts
+        uint32_t index = 0;  // into tree_.parts
         bool in_header = true;
-        std::string header;       // raw header bytes kept so far (≤ max_header_size)
+        std::string header;  // raw header bytes kept so far (≤ max_header_size)
         uint64_t header_lf_start = 0;
         uint64_t header_bare_start = 0;
         uint64_t body_lf_start = 0;
         uint64_t body_bare_start = 0;
-        std::string boundary;     // "--" + boundary, non-empty while children are possible
-        bool epilogue = false;    // the close delimiter was seen
-        bool digest = false;      // multipart/digest: children default to message/rfc822
+        std::string boundary;   // "--" + boundary, non-empty while children are possible
+        bool epilogue = false;  // the close delimiter was seen
+        bool digest = false;    // multipart/digest: children default to message/rfc822
     };
 
     void append_to_line(std::string_view segment);
@@ -93,17 +93,17 @@ private:
     std::vector<Open> stack_;
     bool finished_ = false;
 
-    uint64_t offset_ = 0;       // bytes fed so far
-    uint64_t lf_count_ = 0;     // LF bytes in completed lines
+    uint64_t offset_ = 0;    // bytes fed so far
+    uint64_t lf_count_ = 0;  // LF bytes in completed lines
     uint64_t bare_lf_count_ = 0;
 
     // The current line.
     uint64_t line_start_ = 0;
     uint64_t line_len_ = 0;
-    std::string line_prefix_;   // its first bytes, enough to recognise a boundary
+    std::string line_prefix_;  // its first bytes, enough to recognise a boundary
     size_t prefix_cap_ = 0;
-    size_t header_mark_ = 0;    // size of the top header before this line
-    size_t header_total_ = 0;   // header bytes kept over all parts
+    size_t header_mark_ = 0;   // size of the top header before this line
+    size_t header_total_ = 0;  // header bytes kept over all parts
     char last_byte_ = 0;
     char byte_before_last_ = 0;
 

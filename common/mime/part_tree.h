@@ -84,16 +84,16 @@ inline constexpr uint32_t kMaxTreeDepth = 256;
 // Bits in PartTree::limits_hit and Part::flags.
 enum PartFlag : uint32_t {
     kFlagNone = 0,
-    kFlagHeaderTruncated = 1u << 0,    // header longer than max_header_size: the rest not parsed
-    kFlagDepthLimit = 1u << 1,         // would have descended, but max_depth was reached
-    kFlagPartLimit = 1u << 2,          // max_parts reached: no more children made
-    kFlagBoundaryTooLong = 1u << 3,    // boundary longer than max_boundary_length
-    kFlagMissingBoundary = 1u << 4,    // multipart without a usable boundary parameter
+    kFlagHeaderTruncated = 1u << 0,       // header longer than max_header_size: the rest not parsed
+    kFlagDepthLimit = 1u << 1,            // would have descended, but max_depth was reached
+    kFlagPartLimit = 1u << 2,             // max_parts reached: no more children made
+    kFlagBoundaryTooLong = 1u << 3,       // boundary longer than max_boundary_length
+    kFlagMissingBoundary = 1u << 4,       // multipart without a usable boundary parameter
     kFlagMissingFinalBoundary = 1u << 5,  // multipart ended without its close delimiter
-    kFlagNoHeaderEnd = 1u << 6,        // header not ended by an empty line
-    kFlagHasNul = 1u << 7,             // NUL byte in header or body
-    kFlagBareLf = 1u << 8,             // at least one line ended by LF without CR
-    kFlagEightBitHeader = 1u << 9,     // a byte >= 0x80 in the header
+    kFlagNoHeaderEnd = 1u << 6,           // header not ended by an empty line
+    kFlagHasNul = 1u << 7,                // NUL byte in header or body
+    kFlagBareLf = 1u << 8,                // at least one line ended by LF without CR
+    kFlagEightBitHeader = 1u << 9,        // a byte >= 0x80 in the header
 };
 
 // One MIME entity. Offsets are byte offsets from the start of the message;
@@ -101,17 +101,17 @@ enum PartFlag : uint32_t {
 // of the message, or to just before the CRLF (or LF) that precedes the next
 // boundary line (RFC 2046 §5.1.1: that line break belongs to the boundary).
 struct Part {
-    int32_t parent = -1;            // index in PartTree::parts; -1 for the root
+    int32_t parent = -1;             // index in PartTree::parts; -1 for the root
     std::vector<uint32_t> children;  // indices, in message order
 
     uint64_t header_offset = 0;
     uint64_t header_size = 0;
-    uint64_t header_lines = 0;      // LF bytes in the header
-    uint64_t header_bare_lf = 0;    // LF bytes not preceded by CR in the header
+    uint64_t header_lines = 0;    // LF bytes in the header
+    uint64_t header_bare_lf = 0;  // LF bytes not preceded by CR in the header
     uint64_t body_offset = 0;
     uint64_t body_size = 0;
-    uint64_t body_lines = 0;        // LF bytes in the body (what Dovecot reports)
-    uint64_t body_bare_lf = 0;      // LF bytes not preceded by CR in the body
+    uint64_t body_lines = 0;    // LF bytes in the body (what Dovecot reports)
+    uint64_t body_bare_lf = 0;  // LF bytes not preceded by CR in the body
     // Sizes as IMAP must report them (every line ending sent as CRLF):
     // size + bare_lf. Kept as two numbers so the stored bytes stay exact.
 
@@ -128,7 +128,7 @@ struct Part {
     std::vector<std::string> language;  // Content-Language tags, as given
     std::optional<std::string> location;
     std::optional<std::string> content_id;
-    std::optional<std::string> description;  // raw (RFC 2047 words not decoded)
+    std::optional<std::string> description;        // raw (RFC 2047 words not decoded)
     std::optional<std::string> transfer_encoding;  // lower-cased token
     std::optional<std::string> md5;
 
@@ -156,7 +156,7 @@ struct Part {
 struct PartTree {
     std::vector<Part> parts;
     uint64_t message_size = 0;
-    uint64_t message_lines = 0;  // LF bytes in the whole message
+    uint64_t message_lines = 0;       // LF bytes in the whole message
     uint32_t limits_hit = kFlagNone;  // union of all parts' flags
 
     const Part& root() const { return parts.front(); }

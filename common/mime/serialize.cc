@@ -18,7 +18,7 @@ constexpr size_t kMinStringBytes = 1;
 // ---- writing --------------------------------------------------------------
 
 class Writer {
-public:
+  public:
     void u8(uint8_t v) { out_.push_back(static_cast<char>(v)); }
     void varint(uint64_t v) {
         while (v >= 0x80) {
@@ -62,14 +62,14 @@ public:
     }
     std::string& out() { return out_; }
 
-private:
+  private:
     std::string out_;
 };
 
 // ---- reading --------------------------------------------------------------
 
 class Reader {
-public:
+  public:
     explicit Reader(std::string_view in) : in_(in) {}
 
     bool ok() const { return ok_; }
@@ -164,7 +164,7 @@ public:
         return as;
     }
 
-private:
+  private:
     std::string_view in_;
     size_t pos_ = 0;
     bool ok_ = true;
@@ -227,7 +227,7 @@ Envelope read_envelope(Reader& r) {
 // nothing changed, and no JSON library is among our dependencies (a few
 // dozen lines here beat adding one for a debugging view).
 class Json {
-public:
+  public:
     void open(char c) {
         out_.push_back(c);
         ++depth_;
@@ -277,7 +277,7 @@ public:
         return std::move(out_);
     }
 
-private:
+  private:
     void newline() {
         out_.push_back('\n');
         out_.append(static_cast<size_t>(depth_) * 2, ' ');
@@ -554,8 +554,7 @@ Result<PartTree> deserialize(std::string_view bytes) {
             p.envelope = read_envelope(r);
         }
         if (p.parent >= 0) {
-            tree.parts[static_cast<size_t>(p.parent)].children.push_back(
-                static_cast<uint32_t>(i));
+            tree.parts[static_cast<size_t>(p.parent)].children.push_back(static_cast<uint32_t>(i));
         }
     }
     if (!r.ok()) {
@@ -571,15 +570,15 @@ Result<PartTree> deserialize(std::string_view bytes) {
 }
 
 Result<void> check_tree(const PartTree& tree) {
-    auto bad = [](std::string what) {
-        return fail(ErrorCode::Invalid, "mime structure: " + what);
-    };
+    auto bad = [](std::string what) { return fail(ErrorCode::Invalid, "mime structure: " + what); };
     if (tree.parts.empty()) {
         return bad("no parts");
     }
     const uint64_t size = tree.message_size;
     // a + b <= limit without overflow.
-    auto within = [](uint64_t a, uint64_t b, uint64_t limit) { return a <= limit && b <= limit - a; };
+    auto within = [](uint64_t a, uint64_t b, uint64_t limit) {
+        return a <= limit && b <= limit - a;
+    };
     uint32_t flags = 0;
     std::vector<uint32_t> depth(tree.parts.size(), 1);
     for (size_t i = 0; i < tree.parts.size(); ++i) {
@@ -619,7 +618,8 @@ Result<void> check_tree(const PartTree& tree) {
             }
             prev_end = child.body_offset + child.body_size;
         }
-        if (p.envelope && !(p.parent < 0 || tree.parts[static_cast<size_t>(p.parent)].is_message())) {
+        if (p.envelope &&
+            !(p.parent < 0 || tree.parts[static_cast<size_t>(p.parent)].is_message())) {
             return bad(fmt::format("part {}: envelope on a non-message part", i));
         }
     }

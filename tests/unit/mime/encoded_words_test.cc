@@ -34,7 +34,8 @@ TEST(EncodedWords, DropsWhitespaceBetweenAdjacentWords) {
 TEST(EncodedWords, JoinsACharacterSplitAcrossTwoWords) {
     // "日" is E6 97 A5; here split after its first byte.
     EXPECT_EQ(decode_encoded_words("=?UTF-8?B?5g==?= =?UTF-8?B?l6U=?="), "日");
-    EXPECT_EQ(decode_encoded_words("=?UTF-8?B?5pel5pys6Kqe?= =?UTF-8?B?44Gu5Lu25ZCN?="), "日本語の件名");
+    EXPECT_EQ(decode_encoded_words("=?UTF-8?B?5pel5pys6Kqe?= =?UTF-8?B?44Gu5Lu25ZCN?="),
+              "日本語の件名");
 }
 
 TEST(EncodedWords, AcceptsRfc2231LanguageSuffix) {
@@ -73,7 +74,10 @@ TEST(EncodedWords, OutputIsAlwaysUtf8) {
 }
 
 TEST(Charset, ConvertsCommonCharsets) {
-    EXPECT_EQ(charset_to_utf8("ISO-8859-1", "Stra\xdf" "e"), "Straße");
+    EXPECT_EQ(charset_to_utf8("ISO-8859-1",
+                              "Stra\xdf"
+                              "e"),
+              "Straße");
     EXPECT_EQ(charset_to_utf8("utf-8", "Straße"), "Straße");
     EXPECT_EQ(charset_to_utf8("us-ascii", "plain"), "plain");
     // Through iconv: windows-1252 has € at 0x80, KOI8-R Cyrillic, and
@@ -89,7 +93,9 @@ TEST(Charset, NeverFails) {
     EXPECT_EQ(charset_to_utf8("x-no-such-charset", "ok"), "ok");
     EXPECT_EQ(charset_to_utf8("x-no-such-charset", "a\xff"), "a\xEF\xBF\xBD");
     // Invalid bytes in a real charset are replaced too, and decoding goes on.
-    std::string out = charset_to_utf8("ISO-2022-JP", "a\x80" "b");
+    std::string out = charset_to_utf8("ISO-2022-JP",
+                                      "a\x80"
+                                      "b");
     EXPECT_TRUE(is_valid_utf8(out));
     EXPECT_EQ(out.front(), 'a');
     EXPECT_EQ(out.back(), 'b');
@@ -101,7 +107,10 @@ TEST(Utf8, ValidatesAndSanitizes) {
     EXPECT_FALSE(is_valid_utf8("\xed\xa0\x80"));      // surrogate
     EXPECT_FALSE(is_valid_utf8("\xf4\x90\x80\x80"));  // above U+10FFFF
     EXPECT_FALSE(is_valid_utf8("\xe6\x97"));          // truncated
-    EXPECT_EQ(sanitize_utf8("a\xe6\x97" "b"), "a\xEF\xBF\xBD\xEF\xBF\xBD" "b");
+    EXPECT_EQ(sanitize_utf8("a\xe6\x97"
+                            "b"),
+              "a\xEF\xBF\xBD\xEF\xBF\xBD"
+              "b");
 }
 
 }  // namespace

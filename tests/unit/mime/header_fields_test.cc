@@ -12,11 +12,14 @@ Address mbox(std::string name, std::string mailbox, std::string host, std::strin
 Address group_start(std::string name) {
     return Address{Address::Kind::GroupStart, {}, {}, std::move(name), {}};
 }
-Address group_end() { return Address{Address::Kind::GroupEnd, {}, {}, {}, {}}; }
+Address group_end() {
+    return Address{Address::Kind::GroupEnd, {}, {}, {}, {}};
+}
 
 TEST(HeaderSplit, UnfoldsAndKeepsOrder) {
     auto fields = split_header_fields(
-        "Subject: a\r\n  folded\r\n\tline\r\nX-Empty:\r\nno colon here\r\nTo: b\r\n\r\nBody: no\r\n");
+        "Subject: a\r\n  folded\r\n\tline\r\nX-Empty:\r\nno colon here\r\nTo: b\r\n\r\nBody: "
+        "no\r\n");
     ASSERT_EQ(fields.size(), 4u);
     EXPECT_EQ(fields[0].name, "Subject");
     EXPECT_EQ(fields[0].value, "a  folded\tline");

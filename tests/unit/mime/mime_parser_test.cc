@@ -207,7 +207,8 @@ TEST(MimeParser, HeaderLimitTruncatesFieldsButFindsTheBody) {
 TEST(MimeParser, TotalHeaderBudgetCapsManyBigHeaders) {
     std::string msg = "Content-Type: multipart/mixed; boundary=b\r\n\r\n";
     for (int i = 0; i < 30; ++i) {
-        msg += "--b\r\nX-Pad: " + std::string(1000, 'p') + "\r\nContent-Type: text/html\r\n\r\nx\r\n";
+        msg +=
+            "--b\r\nX-Pad: " + std::string(1000, 'p') + "\r\nContent-Type: text/html\r\n\r\nx\r\n";
     }
     msg += "--b--\r\n";
     ParserLimits limits;
@@ -362,7 +363,7 @@ struct Expected {
 };
 
 class Generator {
-public:
+  public:
     explicit Generator(unsigned seed) : rng_(seed), mixed_(seed % 3 == 0), crlf_(seed % 2 == 0) {}
 
     std::string message(std::vector<Expected>& expected) {
@@ -371,14 +372,15 @@ public:
         return out_;
     }
 
-private:
+  private:
     std::string eol() {
         bool crlf = mixed_ ? (rng_() % 2 == 0) : crlf_;
         return crlf ? "\r\n" : "\n";
     }
     size_t pick(size_t n) { return rng_() % n; }
     std::string text_line() {
-        static const char* kWords[] = {"lorem", "ipsum", "-dash", "x", "", "a b", "\xc3\xa9t\xc3\xa9"};
+        static const char* kWords[] = {
+            "lorem", "ipsum", "-dash", "x", "", "a b", "\xc3\xa9t\xc3\xa9"};
         std::string line;
         for (size_t i = 0, n = pick(5); i < n; ++i) {
             line += kWords[pick(7)];
@@ -399,8 +401,8 @@ private:
         }
         if (kind == 2) {
             ex[index].type = "multipart";
-            out_ += "Content-Type: multipart/mixed;" + eol() + " boundary=\"" + boundary + "\"" +
-                    eol();
+            out_ +=
+                "Content-Type: multipart/mixed;" + eol() + " boundary=\"" + boundary + "\"" + eol();
         } else if (kind == 3) {
             ex[index].type = "message";
             out_ += "Content-Type: message/rfc822" + eol();
@@ -474,7 +476,8 @@ TEST(MimeParserGenerated, FindsExactlyTheGeneratedStructure) {
             EXPECT_EQ(p.body_offset, ex[i].body_offset);
             EXPECT_EQ(p.body_size, ex[i].body_size) << msg;
             std::string_view body = at(msg, p.body_offset, p.body_size);
-            EXPECT_EQ(p.body_lines, static_cast<uint64_t>(std::count(body.begin(), body.end(), '\n')));
+            EXPECT_EQ(p.body_lines,
+                      static_cast<uint64_t>(std::count(body.begin(), body.end(), '\n')));
         }
         EXPECT_EQ(t.limits_hit & ~static_cast<uint32_t>(kFlagBareLf | kFlagEightBitHeader), 0u);
         // Random chunking gives the same tree.

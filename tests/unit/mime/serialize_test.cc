@@ -164,7 +164,9 @@ TEST(Json, IsStableAndEscapes) {
     PartTree t = parse_message("Subject: a \"q\" \\ \x01 \xff\r\n\r\n");
     std::string json = to_json(t);
     EXPECT_EQ(json, to_json(t));
-    EXPECT_NE(json.find(R"("subject": "a \"q\" \\ \u0001 )" "\xEF\xBF\xBD" R"(")"),
+    EXPECT_NE(json.find(R"("subject": "a \"q\" \\ \u0001 )"
+                        "\xEF\xBF\xBD"
+                        R"(")"),
               std::string::npos)
         << json;
     EXPECT_EQ(json.back(), '\n');
