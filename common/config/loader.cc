@@ -411,6 +411,11 @@ Result<std::shared_ptr<const Config>> load(std::string_view text, std::string_vi
 }  // namespace
 
 Result<std::shared_ptr<const Config>> load_config_file(const std::string& path) {
+    std::error_code dir_ec;
+    if (fs::is_directory(path, dir_ec)) {
+        // An ifstream opens a directory and reads nothing: it would load as defaults.
+        return fail(ErrorCode::Io, fmt::format("{}: is a directory", path));
+    }
     std::ifstream in(path, std::ios::binary);
     if (!in) {
         return fail(ErrorCode::Io, fmt::format("{}: cannot read: {}", path,

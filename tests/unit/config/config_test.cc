@@ -276,6 +276,14 @@ TEST(ConfigErrors, MissingFileIsAnIoError) {
     EXPECT_EQ(r.error().message.rfind("/nonexistent/yubin.toml: cannot read", 0), 0u);
 }
 
+TEST(ConfigErrors, DirectoryIsAnIoError) {
+    TempDir dir;
+    auto r = load_config_file(dir.path());
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ErrorCode::Io);
+    EXPECT_EQ(r.error().message.rfind(dir.path() + ": ", 0), 0u) << r.error().message;
+}
+
 TEST(ConfigErrors, FileErrorsNameTheFileAsGiven) {
     TempDir dir;
     std::string path = dir.path() + "/bad.toml";
