@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
+
 #include "common/base/strings.h"
 
 namespace yubin::smtp {
@@ -163,7 +165,13 @@ bool is_domain(std::string_view text, bool allow_utf8) noexcept {
     if (text.empty() || text.size() > kMaxDomain) {
         return false;
     }
-    for (auto label : split(text, '.')) {
+    auto labels = split(text, '.');
+    // RFC 3696 §2: a top-level label is never all-numeric, which keeps a bare
+    // IPv4 address ("EHLO 203.0.113.7") from passing as a domain name.
+    if (std::all_of(labels.back().begin(), labels.back().end(), is_digit)) {
+        return false;
+    }
+    for (auto label : labels) {
         // RFC 1035 §2.3.4: a label is at most 63 octets. With SMTPUTF8 the
         // U-label is checked against the same octet limit, a conservative
         // stand-in for its A-label length.

@@ -293,7 +293,7 @@ Unexpected address_error(const Error& e, const ReplyTemplate& bad_syntax) {
         case ErrorCode::Perm:
             return reply_error(kNonAsciiAddress);
         case ErrorCode::Limit:
-            return reply_error(kPathTooLong, e.message);
+            return reply_error(kPathTooLong);
         default:
             return reply_error(bad_syntax);
     }
