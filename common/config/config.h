@@ -4,9 +4,11 @@
 // Ownership: a load returns a fresh immutable snapshot, shared_ptr<const Config>.
 // A daemon keeps the current snapshot and swaps it on SIGHUP; sessions that
 // started under the old snapshot may keep a reference to it (STYLE.md).
-// Threads: every function here is reentrant and may be called from any thread;
-// loading reads the file and calls gethostname, so do it off the event loop if
-// the loop is busy (a SIGHUP reload takes well under a millisecond in practice).
+// Threads: every function here is reentrant and may be called from any thread.
+// Loading reads the file, may resolve the host name (hostname = "") and asks
+// OpenSSL to check the cipher list: measured 0.4 ms for conf/yubin.toml (the
+// first load in a process about 6 ms, OpenSSL initialising), so a SIGHUP
+// reload on the loop thread is fine.
 //
 // Errors: a failed load returns one Error (code Invalid, or Io when the file
 // cannot be read) whose message holds one line per problem, sorted by line,
