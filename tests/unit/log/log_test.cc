@@ -187,6 +187,28 @@ TEST_F(LogToFile, JsonLinesParse) {
     EXPECT_EQ(nlohmann::json::parse(lines[1])["event"], "logout");
 }
 
+TEST_F(LogToFile, EmptyFileMeansStderr) {
+    const std::string path = dir_.file("stderr.txt");
+    int saved = dup(STDERR_FILENO);
+    ASSERT_GE(saved, 0);
+    FILE* capture = std::fopen(path.c_str(), "w");
+    ASSERT_NE(capture, nullptr);
+    ASSERT_GE(dup2(fileno(capture), STDERR_FILENO), 0);
+    auto r = init("yubin-pop3d", file_config(""), clock_);
+    info("S3", "to_stderr", {{"k", "v"}});
+    auto reopened = reopen();  // a no-op for stderr, and stderr stays open
+    info("S3", "still_stderr");
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    std::fclose(capture);
+    ASSERT_TRUE(r);
+    ASSERT_TRUE(reopened);
+    const std::string prefix =
+        "2023-11-14T22:13:20.123Z yubin-pop3d[" + std::to_string(getpid()) + "] info S3 ";
+    EXPECT_EQ(read_lines(path),
+              (std::vector<std::string>{prefix + "to_stderr k=v", prefix + "still_stderr"}));
+}
+
 TEST_F(LogToFile, ReopenFollowsLogrotate) {
     const std::string path = dir_.file("yubin.log");
     ASSERT_TRUE(init("yubin-queue", file_config(path), clock_));
