@@ -273,8 +273,8 @@ Result<Mailbox> parse_mailbox(std::string_view text, const AddressOptions& optio
         }
         box.local = std::string(local);
     }
-    if (at > kMaxLocalPart) {
-        return fail(ErrorCode::Limit, "local part longer than 64 octets");
+    if (at > options.max_local_part) {
+        return fail(ErrorCode::Limit, "local part too long");
     }
     std::string_view domain = text.substr(at + 1);
     if (domain.size() > kMaxDomain) {

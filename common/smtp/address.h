@@ -32,6 +32,11 @@ struct AddressOptions {
     // "MAIL FROM:user@host": not RFC 5321, sent by some scripts and bots.
     // Rejected unless set.
     bool allow_missing_brackets = false;
+    // §4.5.3.1.1 sets 64, but §4.5.3.1 also asks implementations to avoid
+    // limits where they can, and real senders exceed it (SRS and BATV
+    // rewritten senders, Google Docs notification senders of 80+ octets).
+    // A server may raise this; the path limit still bounds the whole.
+    size_t max_local_part = kMaxLocalPart;
 };
 
 struct Mailbox {

@@ -318,7 +318,7 @@ CommandResult parse_mail(std::string_view rest, const CommandOptions& options) {
         return tl::unexpected(mp.error());
     }
     cmd.mail = std::move(*mp);
-    AddressOptions ao{cmd.mail.smtputf8, options.allow_missing_brackets};
+    AddressOptions ao{cmd.mail.smtputf8, options.allow_missing_brackets, options.max_local_part};
     auto path = parse_reverse_path(split_result->first, ao);
     if (!path) {
         return address_error(path.error(), kBadSenderSyntax);
@@ -346,7 +346,8 @@ CommandResult parse_rcpt(std::string_view rest, const CommandOptions& options) {
         return tl::unexpected(rp.error());
     }
     cmd.rcpt = std::move(*rp);
-    AddressOptions ao{options.smtputf8_transaction, options.allow_missing_brackets};
+    AddressOptions ao{options.smtputf8_transaction, options.allow_missing_brackets,
+                      options.max_local_part};
     auto path = parse_forward_path(split_result->first, ao);
     if (!path) {
         return address_error(path.error(), kBadRecipientSyntax);

@@ -73,6 +73,8 @@ struct CommandOptions {
     bool allow_space_after_colon = true;
     // "MAIL FROM:a@b": refused unless set.
     bool allow_missing_brackets = false;
+    // See AddressOptions::max_local_part.
+    size_t max_local_part = kMaxLocalPart;
 };
 
 enum class Body { Unspecified, SevenBit, EightBitMime, BinaryMime };

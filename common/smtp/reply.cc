@@ -199,7 +199,9 @@ Result<std::optional<Reply>> ReplyParser::next() {
         return fail(*error_);
     };
     for (;;) {
-        size_t lf = buffer_.find('\n', pos_);
+        // Resume the LF search where the last call stopped, so that a long
+        // line fed byte by byte costs linear time, not quadratic.
+        size_t lf = buffer_.find('\n', pos_ + scanned_);
         if (lf == std::string::npos) {
             if (buffer_.size() - pos_ > limits_.max_line) {
                 return set_error(ErrorCode::Limit, "reply line too long");
@@ -207,8 +209,10 @@ Result<std::optional<Reply>> ReplyParser::next() {
             // Keep only the unfinished line.
             buffer_.erase(0, pos_);
             pos_ = 0;
+            scanned_ = buffer_.size();
             return std::optional<Reply>{};
         }
+        scanned_ = 0;
         std::string_view line(buffer_.data() + pos_, lf - pos_);
         if (line.size() > limits_.max_line) {
             return set_error(ErrorCode::Limit, "reply line too long");

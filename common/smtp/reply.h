@@ -104,7 +104,8 @@ public:
 private:
     ReplyParserLimits limits_;
     std::string buffer_;
-    size_t pos_ = 0;  // start of the first unconsumed line
+    size_t pos_ = 0;      // start of the first unconsumed line
+    size_t scanned_ = 0;  // bytes from pos_ already searched for LF
     Reply pending_;   // lines of the reply read so far
     std::optional<Error> error_;  // set once: the parser stays failed
 };

@@ -295,6 +295,78 @@ TEST(Command, RcptErrors) {
     });
 }
 
+// Lines seen from real clients and bots; each must parse, and the path must
+// come back as shown.
+TEST(Command, RealWorldAccepted) {
+    struct Case {
+        const char* line;
+        Verb verb;
+        const char* path;  // Path::to_string(), "" when not MAIL/RCPT
+    };
+    const Case cases[] = {
+        // Gmail / Google Workspace
+        {"MAIL FROM:<bounces+SRS=ab12c=XY@gmail.com> SIZE=4242 BODY=8BITMIME", Verb::Mail,
+         "<bounces+SRS=ab12c=XY@gmail.com>"},
+        {"MAIL FROM:<3x5YZZQgKAAo@doclist.bounces.google.com> SMTPUTF8 BODY=8BITMIME", Verb::Mail,
+         "<3x5YZZQgKAAo@doclist.bounces.google.com>"},
+        // Exchange / Outlook.com
+        {"MAIL FROM:<Alice.Smith@contoso.com> SIZE=20480 AUTH=<>", Verb::Mail,
+         "<Alice.Smith@contoso.com>"},
+        {"MAIL FROM:<alice@contoso.com> AUTH=alice+40contoso.com", Verb::Mail,
+         "<alice@contoso.com>"},
+        {"RCPT TO:<bob@fabrikam.com> NOTIFY=FAILURE,DELAY ORCPT=rfc822;bob@fabrikam.com",
+         Verb::Rcpt, "<bob@fabrikam.com>"},
+        // Outlook desktop: space after the colon
+        {"MAIL FROM: <carol@example.org>", Verb::Mail, "<carol@example.org>"},
+        {"RCPT TO: <dave@example.org>", Verb::Rcpt, "<dave@example.org>"},
+        // Postfix bounce, VERP sender, BATV sender
+        {"MAIL FROM:<> SIZE=3210", Verb::Mail, "<>"},
+        {"MAIL FROM:<list-bounces+dave=example.org@lists.example.net>", Verb::Mail,
+         "<list-bounces+dave=example.org@lists.example.net>"},
+        {"MAIL FROM:<prvs=0123456789=sender@example.com>", Verb::Mail,
+         "<prvs=0123456789=sender@example.com>"},
+        // Lower-case verbs from hand-typed telnet sessions and scripts
+        {"mail from:<x@y.example>", Verb::Mail, "<x@y.example>"},
+        {"rcpt to:<postmaster>", Verb::Rcpt, "<Postmaster>"},
+        {"Rcpt To:<POSTMASTER@Y.EXAMPLE>", Verb::Rcpt, "<POSTMASTER@Y.EXAMPLE>"},
+        // Old relays still sending source routes
+        {"RCPT TO:<@hosta.example,@hostb.example:user@hostc.example>", Verb::Rcpt,
+         "<user@hostc.example>"},
+        // Address literal recipients
+        {"RCPT TO:<root@[127.0.0.1]>", Verb::Rcpt, "<root@[127.0.0.1]>"},
+        // Quoted local parts
+        {"RCPT TO:<\"last, first\"@example.com>", Verb::Rcpt, "<\"last, first\"@example.com>"},
+        {"RCPT TO:<\"very.unusual.@.unusual.com\"@example.com>", Verb::Rcpt,
+         "<\"very.unusual.@.unusual.com\"@example.com>"},
+        // Trailing spaces from scripts
+        {"QUIT   ", Verb::Quit, ""},
+        {"EHLO localhost.localdomain ", Verb::Ehlo, ""},
+        {"HELO [IPv6:::1]", Verb::Helo, ""},
+        {"noop", Verb::Noop, ""},
+    };
+    for (const auto& c : cases) {
+        Command cmd = ok(c.line);
+        EXPECT_EQ(cmd.verb, c.verb) << c.line;
+        if (c.verb == Verb::Mail || c.verb == Verb::Rcpt) {
+            EXPECT_EQ(cmd.path.to_string(), c.path) << c.line;
+        }
+    }
+}
+
+TEST(Command, LongLocalPartKnob) {
+    std::string line = "MAIL FROM:<" + std::string(86, 'g') + "@docs.example>";
+    Reply r = err(line);
+    EXPECT_EQ(r.code, 501);
+    CommandOptions roomy;
+    roomy.max_local_part = 128;
+    EXPECT_EQ(ok(line, roomy).path.mailbox.local.size(), 86u);
+    // The 256-octet path limit still holds.
+    std::string huge = "MAIL FROM:<" + std::string(250, 'g') + "@docs.example>";
+    CommandOptions unlimited;
+    unlimited.max_local_part = 1000;
+    EXPECT_EQ(err(huge, unlimited).code, 501);
+}
+
 TEST(Command, Bdat) {
     Command c = ok("BDAT 1000");
     EXPECT_EQ(c.verb, Verb::Bdat);
