@@ -10,27 +10,29 @@ namespace yubin::smtp {
 
 namespace {
 
-bool is_alpha(unsigned char c) noexcept { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
-bool is_digit(unsigned char c) noexcept { return c >= '0' && c <= '9'; }
-bool is_non_ascii(unsigned char c) noexcept { return c >= 0x80; }
+bool is_alpha(unsigned char c) noexcept {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
+bool is_digit(unsigned char c) noexcept {
+    return c >= '0' && c <= '9';
+}
+bool is_non_ascii(unsigned char c) noexcept {
+    return c >= 0x80;
+}
 
 // RFC 5322 §3.2.3 atext, which RFC 5321 §4.1.2 reuses for Atom.
 bool is_atext(unsigned char c) noexcept {
     if (is_alpha(c) || is_digit(c)) {
         return true;
     }
-    switch (c) {
-        case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-        case '-': case '/': case '=': case '?': case '^': case '_': case '`': case '{':
-        case '|': case '}': case '~':
-            return true;
-        default:
-            return false;
-    }
+    constexpr std::string_view kSpecials = "!#$%&'*+-/=?^_`{|}~";
+    return kSpecials.find(static_cast<char>(c)) != std::string_view::npos;
 }
 
 // RFC 5321 §4.1.2 qtextSMTP: printable ASCII and space, minus '"' and '\'.
-bool is_qtext(unsigned char c) noexcept { return c >= 32 && c <= 126 && c != '"' && c != '\\'; }
+bool is_qtext(unsigned char c) noexcept {
+    return c >= 32 && c <= 126 && c != '"' && c != '\\';
+}
 
 bool has_non_ascii(std::string_view s) noexcept {
     for (char c : s) {

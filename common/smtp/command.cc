@@ -14,7 +14,9 @@ namespace {
 
 using Unexpected = tl::unexpected<Reply>;
 
-Unexpected reply_error(const ReplyTemplate& t) { return Unexpected(Reply(t)); }
+Unexpected reply_error(const ReplyTemplate& t) {
+    return Unexpected(Reply(t));
+}
 
 Unexpected reply_error(const ReplyTemplate& t, std::string text) {
     Reply r(t);
@@ -22,13 +24,17 @@ Unexpected reply_error(const ReplyTemplate& t, std::string text) {
     return Unexpected(std::move(r));
 }
 
-Unexpected syntax_error(std::string text) { return reply_error(kSyntaxError, std::move(text)); }
+Unexpected syntax_error(std::string text) {
+    return reply_error(kSyntaxError, std::move(text));
+}
 
 bool is_alnum(char c) noexcept {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
 }
 
-bool is_space(char c) noexcept { return c == ' ' || c == '\t'; }
+bool is_space(char c) noexcept {
+    return c == ' ' || c == '\t';
+}
 
 std::string_view trim_spaces(std::string_view s) noexcept {
     while (!s.empty() && is_space(s.front())) {
@@ -494,8 +500,7 @@ CommandResult parse_command(std::string_view line, const CommandOptions& options
     }
     size_t sp = line.find_first_of(" \t");
     std::string_view name = line.substr(0, sp);
-    std::string_view rest =
-        sp == std::string_view::npos ? std::string_view{} : line.substr(sp + 1);
+    std::string_view rest = sp == std::string_view::npos ? std::string_view{} : line.substr(sp + 1);
     auto entry = std::find_if(kVerbs.begin(), kVerbs.end(),
                               [&](const VerbEntry& e) { return iequals(e.name, name); });
     if (entry == kVerbs.end()) {

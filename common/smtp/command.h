@@ -52,14 +52,14 @@ std::string_view verb_name(Verb verb) noexcept;
 // ESMTP extensions whose MAIL/RCPT parameters the server offers: a parameter
 // of an extension not offered is answered 555 like an unknown one.
 enum Extension : uint32_t {
-    kExtSize = 1u << 0,         // RFC 1870
-    kExt8BitMime = 1u << 1,     // RFC 6152
-    kExtBinaryMime = 1u << 2,   // RFC 3030
-    kExtSmtpUtf8 = 1u << 3,     // RFC 6531
-    kExtDsn = 1u << 4,          // RFC 3461
-    kExtAuth = 1u << 5,         // RFC 4954 (AUTH= on MAIL)
+    kExtSize = 1u << 0,           // RFC 1870
+    kExt8BitMime = 1u << 1,       // RFC 6152
+    kExtBinaryMime = 1u << 2,     // RFC 3030
+    kExtSmtpUtf8 = 1u << 3,       // RFC 6531
+    kExtDsn = 1u << 4,            // RFC 3461
+    kExtAuth = 1u << 5,           // RFC 4954 (AUTH= on MAIL)
     kExtFutureRelease = 1u << 6,  // RFC 4865
-    kExtRequireTls = 1u << 7,   // RFC 8689
+    kExtRequireTls = 1u << 7,     // RFC 8689
     kExtAll = 0xffu,
 };
 
@@ -81,10 +81,10 @@ enum class Body { Unspecified, SevenBit, EightBitMime, BinaryMime };
 enum class Ret { Unspecified, Full, Headers };
 
 struct MailParams {
-    std::optional<uint64_t> size;  // SIZE=n (RFC 1870 §3)
-    Body body = Body::Unspecified;  // BODY= (RFC 6152 §2, RFC 3030 §3)
-    bool smtputf8 = false;          // SMTPUTF8 (RFC 6531 §3.4)
-    Ret ret = Ret::Unspecified;     // RET=FULL|HDRS (RFC 3461 §4.3)
+    std::optional<uint64_t> size;      // SIZE=n (RFC 1870 §3)
+    Body body = Body::Unspecified;     // BODY= (RFC 6152 §2, RFC 3030 §3)
+    bool smtputf8 = false;             // SMTPUTF8 (RFC 6531 §3.4)
+    Ret ret = Ret::Unspecified;        // RET=FULL|HDRS (RFC 3461 §4.3)
     std::optional<std::string> envid;  // ENVID=, xtext-decoded (RFC 3461 §4.4)
     // AUTH=<mailbox> (RFC 4954 §5), xtext-decoded; "<>" gives an empty string.
     std::optional<std::string> auth;

@@ -10,7 +10,9 @@ namespace yubin::smtp {
 
 namespace {
 
-bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+bool is_digit(char c) noexcept {
+    return c >= '0' && c <= '9';
+}
 
 std::optional<uint16_t> parse_1to3_digits(std::string_view s) noexcept {
     if (s.empty() || s.size() > 3) {
@@ -82,8 +84,7 @@ std::string EnhancedCode::to_string() const {
 
 std::optional<EnhancedCode> EnhancedCode::parse(std::string_view text) noexcept {
     // class "." subject "." detail, class 2/4/5 (RFC 3463 §2).
-    if (text.size() < 5 || (text[0] != '2' && text[0] != '4' && text[0] != '5') ||
-        text[1] != '.') {
+    if (text.size() < 5 || (text[0] != '2' && text[0] != '4' && text[0] != '5') || text[1] != '.') {
         return std::nullopt;
     }
     std::string_view rest = text.substr(2);

@@ -104,9 +104,9 @@ public:
 private:
     ReplyParserLimits limits_;
     std::string buffer_;
-    size_t pos_ = 0;      // start of the first unconsumed line
-    size_t scanned_ = 0;  // bytes from pos_ already searched for LF
-    Reply pending_;   // lines of the reply read so far
+    size_t pos_ = 0;              // start of the first unconsumed line
+    size_t scanned_ = 0;          // bytes from pos_ already searched for LF
+    Reply pending_;               // lines of the reply read so far
     std::optional<Error> error_;  // set once: the parser stays failed
 };
 
@@ -128,15 +128,15 @@ struct Capabilities {
 
     bool has(std::string_view keyword) const;  // case-insensitive
 
-    bool pipelining = false;           // RFC 2920
-    bool chunking = false;             // RFC 3030
-    bool binarymime = false;           // RFC 3030
-    bool eightbitmime = false;         // RFC 6152
-    bool smtputf8 = false;             // RFC 6531
-    bool dsn = false;                  // RFC 3461
-    bool starttls = false;             // RFC 3207
+    bool pipelining = false;             // RFC 2920
+    bool chunking = false;               // RFC 3030
+    bool binarymime = false;             // RFC 3030
+    bool eightbitmime = false;           // RFC 6152
+    bool smtputf8 = false;               // RFC 6531
+    bool dsn = false;                    // RFC 3461
+    bool starttls = false;               // RFC 3207
     bool enhanced_status_codes = false;  // RFC 2034
-    bool requiretls = false;           // RFC 8689
+    bool requiretls = false;             // RFC 8689
     // SIZE (RFC 1870 §4): nullopt if not offered, 0 if offered without a limit.
     std::optional<uint64_t> size;
     // AUTH mechanisms, upper-cased (RFC 4954 §3), also from the pre-standard

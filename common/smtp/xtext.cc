@@ -19,7 +19,9 @@ int hex_value(char c) noexcept {
     return -1;
 }
 
-bool is_xchar(unsigned char c) noexcept { return c >= 33 && c <= 126 && c != '+' && c != '='; }
+bool is_xchar(unsigned char c) noexcept {
+    return c >= 33 && c <= 126 && c != '+' && c != '=';
+}
 
 }  // namespace
 
@@ -68,8 +70,7 @@ bool is_xtext(std::string_view text) noexcept {
     for (size_t i = 0; i < text.size(); ++i) {
         auto c = static_cast<unsigned char>(text[i]);
         if (c == '+') {
-            if (i + 2 >= text.size() || hex_value(text[i + 1]) < 0 ||
-                hex_value(text[i + 2]) < 0) {
+            if (i + 2 >= text.size() || hex_value(text[i + 1]) < 0 || hex_value(text[i + 2]) < 0) {
                 return false;
             }
             i += 2;

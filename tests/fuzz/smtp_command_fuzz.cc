@@ -67,8 +67,8 @@ void check_command(std::string_view line, const CommandOptions& options) {
         AddressOptions ao;
         ao.smtputf8 = r->verb == Verb::Mail ? r->mail.smtputf8 : options.smtputf8_transaction;
         std::string text = r->path.to_string();
-        auto again = r->verb == Verb::Mail ? parse_reverse_path(text, ao)
-                                           : parse_forward_path(text, ao);
+        auto again =
+            r->verb == Verb::Mail ? parse_reverse_path(text, ao) : parse_forward_path(text, ao);
         check(again.has_value() && *again == r->path);
     }
 }
@@ -87,8 +87,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     size_t start = 0;
     for (int n = 0; n < 64 && start <= input.size(); ++n) {
         size_t end = input.find('\n', start);
-        std::string_view line =
-            input.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+        std::string_view line = input.substr(
+            start, end == std::string_view::npos ? std::string_view::npos : end - start);
         check_command(line, CommandOptions{});
         check_command(line, strict);
         check_command(line, lax);

@@ -51,13 +51,13 @@ TEST(Address, InvalidPaths) {
         "<<user@example.com>>",
         "<user@example.com",
         "user@example.com>",
-        "<user>",                    // no domain (other than postmaster)
+        "<user>",  // no domain (other than postmaster)
         "<@example.com>",
         "<user@>",
         "<user@@example.com>",
         "<user@example..com>",
         "<user@.example.com>",
-        "<user@example.com.>",       // trailing root dot is not in RFC 5321 Domain
+        "<user@example.com.>",  // trailing root dot is not in RFC 5321 Domain
         "<user@-example.com>",
         "<user@example-.com>",
         "<user@exa_mple.com>",
@@ -71,13 +71,13 @@ TEST(Address, InvalidPaths) {
         "<user@[300.1.1.1]>",
         "<user@[1.2.3]>",
         "<user@[IPv6:not-an-address]>",
-        "<user@[foo:bar]>",          // unregistered general literal tag
+        "<user@[foo:bar]>",  // unregistered general literal tag
         "<user@[1.2.3.4>",
         "<@relay.example user@example.com>",
         "<@relay.example,user@example.com>",
         "<@:user@example.com>",
         "<user@example.com> ",
-        "<>",                        // null path is reverse-path only
+        "<>",  // null path is reverse-path only
         "<user@example.com>x",
         "<a\x01@example.com>",
     };
@@ -135,7 +135,7 @@ TEST(Address, Limits) {
 
     // Path of exactly 256 octets passes, 257 fails with Limit.
     std::string domain = label63 + "." + label63 + "." + label63 + ".";  // 192
-    std::string base = "<" + std::string(40, 'u') + "@" + domain;           // 234
+    std::string base = "<" + std::string(40, 'u') + "@" + domain;        // 234
     std::string tail(256 - base.size() - 1, 'e');
     std::string path256 = base + tail + ">";
     ASSERT_EQ(path256.size(), 256u);
@@ -147,7 +147,9 @@ TEST(Address, Limits) {
 }
 
 TEST(Address, Utf8NeedsSmtpUtf8) {
-    const std::string addr = "<j\xc3\xb6rg@b\xc3\xbc" "cher.example>";  // jörg@bücher.example
+    const std::string addr =
+        "<j\xc3\xb6rg@b\xc3\xbc"
+        "cher.example>";  // jörg@bücher.example
     auto plain = parse_forward_path(addr);
     ASSERT_FALSE(plain.has_value());
     EXPECT_EQ(plain.error().code, ErrorCode::Perm);
@@ -157,7 +159,9 @@ TEST(Address, Utf8NeedsSmtpUtf8) {
     auto p = parse_forward_path(addr, utf8);
     ASSERT_TRUE(p.has_value()) << p.error().message;
     EXPECT_EQ(p->mailbox.local, "j\xc3\xb6rg");
-    EXPECT_EQ(p->mailbox.domain, "b\xc3\xbc" "cher.example");
+    EXPECT_EQ(p->mailbox.domain,
+              "b\xc3\xbc"
+              "cher.example");
 
     // Quoted UTF-8 local part.
     EXPECT_TRUE(parse_forward_path("<\"\xe7\x94\xb0 \xe4\xb8\xad\"@example.jp>", utf8).has_value());

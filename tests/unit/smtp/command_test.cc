@@ -42,10 +42,12 @@ TEST(Command, SimpleVerbsAnyCase) {
         Verb verb;
     };
     const Case cases[] = {
-        {"DATA", Verb::Data},       {"data", Verb::Data},      {"DaTa", Verb::Data},
-        {"RSET", Verb::Rset},       {"rset ", Verb::Rset},     {"QUIT", Verb::Quit},
-        {"quit\t", Verb::Quit},     {"NOOP", Verb::Noop},      {"NOOP hello", Verb::Noop},
-        {"HELP", Verb::Help},       {"HELP MAIL", Verb::Help}, {"STARTTLS", Verb::StartTls},
+        {"DATA", Verb::Data},         {"data", Verb::Data},
+        {"DaTa", Verb::Data},         {"RSET", Verb::Rset},
+        {"rset ", Verb::Rset},        {"QUIT", Verb::Quit},
+        {"quit\t", Verb::Quit},       {"NOOP", Verb::Noop},
+        {"NOOP hello", Verb::Noop},   {"HELP", Verb::Help},
+        {"HELP MAIL", Verb::Help},    {"STARTTLS", Verb::StartTls},
         {"starttls", Verb::StartTls}, {"VRFY postmaster", Verb::Vrfy},
         {"EXPN staff", Verb::Expn},
     };
@@ -132,7 +134,7 @@ TEST(Command, MailFromErrors) {
         {"MAIL TO:<a@b.example>", 501, "5.5.4"},
         {"MAIL FROM", 501, "5.5.4"},
         {"MAIL FROM:", 501, "5.1.7"},
-        {"MAIL FROM:alice@example.com", 501, "5.1.7"},   // missing brackets
+        {"MAIL FROM:alice@example.com", 501, "5.1.7"},  // missing brackets
         {"MAIL FROM: alice@example.com", 501, "5.1.7"},
         {"MAIL FROM:<alice@example.com", 501, "5.1.7"},
         {"MAIL FROM:<<alice@example.com>>", 501, "5.1.7"},
@@ -166,9 +168,8 @@ TEST(Command, MailFromErrors) {
         {"MAIL FROM:<j\xc3\xb6rg@b.example> SMTPUTF8 BODY=8BITMIME SIZE=x", 501, "5.5.4"},
         {"MAIL FROM:<\xff@b.example> SMTPUTF8", 501, "5.1.7"},  // not UTF-8
     });
-    std::string long_path = "MAIL FROM:<" + std::string(64, 'a') + "@" +
-                            std::string(63, 'b') + "." + std::string(63, 'c') + "." +
-                            std::string(63, 'd') + ".example>";
+    std::string long_path = "MAIL FROM:<" + std::string(64, 'a') + "@" + std::string(63, 'b') +
+                            "." + std::string(63, 'c') + "." + std::string(63, 'd') + ".example>";
     Reply r = err(long_path);
     EXPECT_EQ(r.code, 501);
     EXPECT_NE(r.text().find("too long"), std::string::npos) << r.text();
@@ -197,9 +198,9 @@ TEST(Command, MailParams) {
     ASSERT_TRUE(ex.mail.auth.has_value());
     EXPECT_EQ(*ex.mail.auth, "");
 
-    Command all = ok(
-        "MAIL FROM:<a@b.example> size=0 body=binarymime SmtpUtf8 RET=hdrs "
-        "ENVID=QQ+2B314159 AUTH=e+3Dmc2@example.com HOLDFOR=3600 REQUIRETLS");
+    Command all =
+        ok("MAIL FROM:<a@b.example> size=0 body=binarymime SmtpUtf8 RET=hdrs "
+           "ENVID=QQ+2B314159 AUTH=e+3Dmc2@example.com HOLDFOR=3600 REQUIRETLS");
     EXPECT_EQ(all.mail.size, 0u);
     EXPECT_EQ(all.mail.body, Body::BinaryMime);
     EXPECT_TRUE(all.mail.smtputf8);
@@ -219,7 +220,9 @@ TEST(Command, MailParams) {
     EXPECT_EQ(hold.mail.hold_until, 1795885200);  // 17:00Z
 
     // SMTPUTF8 on MAIL unlocks a UTF-8 sender.
-    Command u = ok("MAIL FROM:<j\xc3\xb6rg@b\xc3\xbc" "cher.example> SMTPUTF8");
+    Command u =
+        ok("MAIL FROM:<j\xc3\xb6rg@b\xc3\xbc"
+           "cher.example> SMTPUTF8");
     EXPECT_EQ(u.path.mailbox.local, "j\xc3\xb6rg");
 }
 
@@ -253,7 +256,8 @@ TEST(Command, RcptTo) {
     EXPECT_EQ(ok("rcpt to:<Postmaster>").path.kind, Path::Kind::Postmaster);
     EXPECT_EQ(ok("RCPT TO: <bob@example.com>").path.mailbox.local, "bob");
 
-    Command dsn = ok("RCPT TO:<bob@example.com> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;bob@example.com");
+    Command dsn =
+        ok("RCPT TO:<bob@example.com> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;bob@example.com");
     EXPECT_EQ(dsn.rcpt.notify, kNotifySuccess | kNotifyFailure);
     ASSERT_TRUE(dsn.rcpt.orcpt.has_value());
     EXPECT_EQ(dsn.rcpt.orcpt->addr_type, "rfc822");
@@ -408,9 +412,10 @@ TEST(Command, Auth) {
 }
 
 TEST(Command, XClient) {
-    Command c = ok("XCLIENT NAME=mail.example.net ADDR=203.0.113.5 PORT=4321 PROTO=ESMTP "
-                   "HELO=[UNAVAILABLE] LOGIN=alice+40example.net DESTADDR=198.51.100.1 "
-                   "DESTPORT=25");
+    Command c =
+        ok("XCLIENT NAME=mail.example.net ADDR=203.0.113.5 PORT=4321 PROTO=ESMTP "
+           "HELO=[UNAVAILABLE] LOGIN=alice+40example.net DESTADDR=198.51.100.1 "
+           "DESTPORT=25");
     EXPECT_EQ(c.verb, Verb::XClient);
     ASSERT_EQ(c.xclient.size(), 8u);
     EXPECT_EQ(c.xclient[0].name, "NAME");

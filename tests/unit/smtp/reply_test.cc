@@ -92,7 +92,8 @@ TEST(ReplyParser, SessionWholeBytewiseAndRandomSplitsAgree) {
     ASSERT_EQ(whole.size(), 8u);
     EXPECT_EQ(whole[0].code, 220);
     EXPECT_FALSE(whole[0].enhanced.has_value());
-    EXPECT_EQ(whole[0].lines, std::vector<std::string>{"mx.example.net ESMTP Postfix (Debian/GNU)"});
+    EXPECT_EQ(whole[0].lines,
+              std::vector<std::string>{"mx.example.net ESMTP Postfix (Debian/GNU)"});
     EXPECT_EQ(whole[1].code, 250);
     EXPECT_EQ(whole[1].lines.size(), 11u);
     EXPECT_EQ(whole[2].enhanced, (EnhancedCode{2, 1, 0}));
@@ -170,14 +171,8 @@ TEST(ReplyParser, ToleratesBareLfAndMissingEnhancedCode) {
 
 TEST(ReplyParser, RejectsMalformedLines) {
     const char* cases[] = {
-        "hello\r\n",
-        "25\r\n",
-        "2500 x\r\n",
-        "250x\r\n",
-        "150 x\r\n",
-        "650 x\r\n",
-        "25a x\r\n",
-        "\r\n",
+        "hello\r\n",          "25\r\n",    "2500 x\r\n", "250x\r\n",
+        "150 x\r\n",          "650 x\r\n", "25a x\r\n",  "\r\n",
         "250-a\r\n251 b\r\n",  // code changes mid-reply
         "250 a\rb\r\n",        // stray CR in the text
         " 250 x\r\n",
@@ -316,8 +311,8 @@ TEST(Reply, EnhancedCodeParse) {
     EXPECT_EQ(EnhancedCode::parse("2.0.0"), (EnhancedCode{2, 0, 0}));
     EXPECT_EQ(EnhancedCode::parse("5.7.30"), (EnhancedCode{5, 7, 30}));
     EXPECT_EQ(EnhancedCode::parse("4.123.456"), (EnhancedCode{4, 123, 456}));
-    for (const char* bad : {"", "2.0", "3.0.0", "2..0", "2.0.", "2.1234.0", "2.0.0.0", "x.0.0",
-                            "2.a.0", "2.0.0 "}) {
+    for (const char* bad :
+         {"", "2.0", "3.0.0", "2..0", "2.0.", "2.1234.0", "2.0.0.0", "x.0.0", "2.a.0", "2.0.0 "}) {
         EXPECT_FALSE(EnhancedCode::parse(bad).has_value()) << bad;
     }
     EXPECT_EQ((EnhancedCode{5, 7, 11}).to_string(), "5.7.11");
@@ -326,17 +321,31 @@ TEST(Reply, EnhancedCodeParse) {
 TEST(Reply, StandardTableLooksRight) {
     // Every table entry's enhanced class matches its reply code's class
     // (RFC 3463 §2), apart from the ones that carry none.
-    const ReplyTemplate all[] = {
-        kServiceReady, kBye, kAuthSucceeded, kOk, kSenderOk, kRecipientOk, kMessageAccepted,
-        kResetOk, kCannotVrfy, kReadyForTls, kAuthContinue, kStartMailInput, kShuttingDown,
-        kTooManyErrors, kTimeout, kMailboxBusy, kGreylisted, kLocalError, kTempLookupFailure,
-        kInsufficientStorage, kTooManyRecipients, kAuthTempFailure, kTlsNotAvailable,
-        kUnrecognized, kLineTooLong, kSyntaxError, kBadSenderSyntax, kBadRecipientSyntax,
-        kPathTooLong, kNotImplemented, kBadSequence, kUnknownAuthMechanism, kAuthRequired,
-        kMustStartTls, kAuthInvalid, kEncryptionRequired, kUserUnknown, kMailboxUnavailable,
-        kPolicyRejected, kMessageTooBig, kMailboxFull, kTooMuchMailData, kNonAsciiAddress,
-        kBadMailboxName, kRelayDenied, kTransactionFailed, kNoValidRecipients,
-        kUnrecognizedParameter, kRequireTlsFailed};
+    const ReplyTemplate all[] = {kServiceReady,      kBye,
+                                 kAuthSucceeded,     kOk,
+                                 kSenderOk,          kRecipientOk,
+                                 kMessageAccepted,   kResetOk,
+                                 kCannotVrfy,        kReadyForTls,
+                                 kAuthContinue,      kStartMailInput,
+                                 kShuttingDown,      kTooManyErrors,
+                                 kTimeout,           kMailboxBusy,
+                                 kGreylisted,        kLocalError,
+                                 kTempLookupFailure, kInsufficientStorage,
+                                 kTooManyRecipients, kAuthTempFailure,
+                                 kTlsNotAvailable,   kUnrecognized,
+                                 kLineTooLong,       kSyntaxError,
+                                 kBadSenderSyntax,   kBadRecipientSyntax,
+                                 kPathTooLong,       kNotImplemented,
+                                 kBadSequence,       kUnknownAuthMechanism,
+                                 kAuthRequired,      kMustStartTls,
+                                 kAuthInvalid,       kEncryptionRequired,
+                                 kUserUnknown,       kMailboxUnavailable,
+                                 kPolicyRejected,    kMessageTooBig,
+                                 kMailboxFull,       kTooMuchMailData,
+                                 kNonAsciiAddress,   kBadMailboxName,
+                                 kRelayDenied,       kTransactionFailed,
+                                 kNoValidRecipients, kUnrecognizedParameter,
+                                 kRequireTlsFailed};
     for (const auto& t : all) {
         if (t.enhanced.klass != 0) {
             EXPECT_EQ(t.enhanced.klass, t.code / 100) << t.code << " " << t.text;
