@@ -1813,6 +1813,10 @@ class LmdbStore final : public Store {
 
     Result<ConsistencyReport> check_consistency() override;
 
+    bool on_writer_thread() const override {
+        return std::this_thread::get_id() == writer_id_.load();
+    }
+
     StoreStats stats() const override {
         StoreStats st;
         st.commits = commits_.load();

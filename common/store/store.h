@@ -175,6 +175,9 @@ class Store {
     [[nodiscard]] virtual Result<ConsistencyReport> check_consistency() = 0;
     // Writer counters of this process; ops per commit = operations / commits.
     [[nodiscard]] virtual StoreStats stats() const = 0;
+    // True on this store's writer thread (inside a completion callback), where the
+    // blocking forms above would wait for themselves: they fail instead.
+    [[nodiscard]] virtual bool on_writer_thread() const = 0;
     // Schema version of the open store.
     [[nodiscard]] virtual Result<uint32_t> schema_version() = 0;
 };

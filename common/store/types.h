@@ -28,7 +28,8 @@ struct StoreOptions {
     uint64_t large_body_bytes = 1ULL << 20;
     // Upper bound on write operations committed in one transaction.
     unsigned max_batch_ops = 512;
-    // Role used when this process listens for change notifications ("imapd"...).
+    // What kind of process opens the store ("cli", "imapd"...): informational, and
+    // the natural role to pass to ChangeListener::open.
     std::string role = "proc";
 };
 

@@ -382,11 +382,15 @@ TEST_F(MailboxTest, GroupCommitBatchesConcurrentSubmissionsAndIsolatesFailures) 
     int ok = 0;
     int failed = 0;
     int visible = 0;
+    int refusals = 0;
     Store* s = store_.get();
     for (int i = 0; i < kOps; ++i) {
         Delivery d = simple("msg " + std::to_string(i),
                             {i % 10 == 0 ? "ghost@example.com" : "alice@example.com"});
         s->deliver_async(std::move(d), [&, s](Result<DeliveryResult> r) {
+            // Blocking writes from a callback would wait for themselves: refused.
+            bool refused = !s->append("alice@example.com", "INBOX", "x").has_value() &&
+                           !s->add_domain("z.example").has_value() && s->on_writer_thread();
             bool seen = false;
             if (r) {
                 seen = s->read_message(r->targets[0].mailbox_id, r->targets[0].uid).has_value();
@@ -394,6 +398,7 @@ TEST_F(MailboxTest, GroupCommitBatchesConcurrentSubmissionsAndIsolatesFailures) 
             std::lock_guard lk(m);
             (r ? ok : failed)++;
             visible += seen ? 1 : 0;
+            refusals += refused ? 1 : 0;
             done++;
             cv.notify_one();
         });
@@ -403,6 +408,8 @@ TEST_F(MailboxTest, GroupCommitBatchesConcurrentSubmissionsAndIsolatesFailures) 
     EXPECT_EQ(ok, kOps - kOps / 10);
     EXPECT_EQ(failed, kOps / 10);
     EXPECT_EQ(visible, ok);
+    EXPECT_EQ(refusals, kOps);
+    EXPECT_FALSE(store_->on_writer_thread());
     lk.unlock();
     EXPECT_EQ(store_->get_mailbox("alice@example.com", "INBOX")->messages,
               static_cast<uint32_t>(ok));
