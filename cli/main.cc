@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/context.h"
+#include "cli/deliver_command.h"
 #include "cli/directory_commands.h"
 #include "cli/run_command.h"
 
@@ -19,6 +20,7 @@ int main(int argc, char** argv) {
     app.add_flag("--json", context.json, "Machine-readable output");
     Action action;
     add_directory_commands(app, context, action);
+    add_deliver_command(app, context, action);
     add_run_command(app, context, action);
     add_config_commands(app, context, action);
     try {

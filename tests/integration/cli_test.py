@@ -135,6 +135,51 @@ class AliasCommands(TempDirTest):
         self.assertIn("postmaster@example.com -> alice@example.com", text)
 
 
+class DeliverCommand(TempDirTest):
+    MESSAGE = ("From: a@remote.test\nTo: alice@example.com\nSubject: hello\n"
+               "Content-Type: text/plain\n\nbody line\n.leading dot\n")
+
+    def setUp(self):
+        super().setUp()
+        self.cfg = self.write_minimal_config()
+        self.yubin("domain", "add", "example.com", config=self.cfg, check=True)
+        for u in ("alice", "bob"):
+            self.yubin("user", "add", f"{u}@example.com", config=self.cfg, stdin="pw\n", check=True)
+
+    def boxes(self, user):
+        out = self.yubin("--json", "mailbox", "list", user, config=self.cfg, check=True).stdout
+        return {b["name"]: b for b in json.loads(out)}
+
+    def test_delivers_to_several_users_aliases_and_plus_tags(self):
+        self.yubin("alias", "add", "team@example.com", "bob@example.com", config=self.cfg, check=True)
+        self.yubin("deliver", "-f", "a@remote.test", "alice@example.com", "team@example.com",
+                   "alice+archive@example.com", config=self.cfg, stdin=self.MESSAGE, check=True)
+        alice, bob = self.boxes("alice@example.com"), self.boxes("bob@example.com")
+        self.assertEqual(alice["INBOX"]["messages"], 1)
+        self.assertEqual(alice["INBOX"]["unseen"], 1)
+        self.assertEqual(alice["Archive"]["messages"], 1, "plus tag selects the mailbox")
+        self.assertEqual(bob["INBOX"]["messages"], 1, "alias fans out")
+        # Size counts CRLF line ends and the per-recipient Return-Path/Delivered-To.
+        crlf_size = len(self.MESSAGE.replace("\n", "\r\n"))
+        prefix = len("Return-Path: <a@remote.test>\r\nDelivered-To: alice@example.com\r\n")
+        self.assertEqual(alice["INBOX"]["size_bytes"], crlf_size + prefix)
+
+    def test_unknown_recipient_is_exit_67_and_nothing_is_stored(self):
+        r = self.yubin("deliver", "nobody@example.com", config=self.cfg, stdin=self.MESSAGE, check=False)
+        self.assertEqual(r.returncode, 67)
+        r = self.yubin("deliver", "x@remote.test", config=self.cfg, stdin=self.MESSAGE, check=False)
+        self.assertEqual(r.returncode, 67)
+        self.assertEqual(self.boxes("alice@example.com")["INBOX"]["messages"], 0)
+
+    def test_mailbox_option_and_size_limit(self):
+        self.yubin("deliver", "-m", "Junk", "alice@example.com", config=self.cfg, stdin=self.MESSAGE,
+                   check=True)
+        self.assertEqual(self.boxes("alice@example.com")["Junk"]["messages"], 1)
+        r = self.yubin("deliver", "--max-size", "20", "alice@example.com", config=self.cfg,
+                       stdin=self.MESSAGE, check=False)
+        self.assertEqual(r.returncode, 65)
+
+
 class ConfigCommands(TempDirTest):
     def test_check_reports_file_line_key(self):
         path = os.path.join(self.tmp, "bad.toml")
