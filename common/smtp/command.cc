@@ -95,6 +95,12 @@ struct Param {
 
 // Splits "K[=V] K[=V] ..." and refuses malformed or duplicate parameters.
 tl::expected<std::vector<Param>, Reply> split_params(const std::vector<std::string_view>& items) {
+    // No RFC sets a number; every defined MAIL parameter at once is 9, so
+    // 32 leaves room for extensions while keeping the duplicate check cheap.
+    constexpr size_t kMaxParams = 32;
+    if (items.size() > kMaxParams) {
+        return syntax_error("Too many parameters");
+    }
     std::vector<Param> out;
     for (auto item : items) {
         size_t eq = item.find('=');

@@ -168,6 +168,11 @@ TEST(Command, MailFromErrors) {
         {"MAIL FROM:<j\xc3\xb6rg@b.example> SMTPUTF8 BODY=8BITMIME SIZE=x", 501, "5.5.4"},
         {"MAIL FROM:<\xff@b.example> SMTPUTF8", 501, "5.1.7"},  // not UTF-8
     });
+    std::string many = "MAIL FROM:<a@b.example>";
+    for (int i = 0; i < 33; ++i) {
+        many += " X" + std::to_string(i) + "=1";
+    }
+    EXPECT_EQ(err(many).code, 501);
     std::string long_path = "MAIL FROM:<" + std::string(64, 'a') + "@" + std::string(63, 'b') +
                             "." + std::string(63, 'c') + "." + std::string(63, 'd') + ".example>";
     Reply r = err(long_path);
