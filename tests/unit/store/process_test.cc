@@ -253,6 +253,7 @@ TEST(Notification, ReachesAnotherProcessWithinMilliseconds) {
     d.body = "hello";
     d.targets.push_back(DeliveryTarget{"alice@example.com"});
     ASSERT_TRUE(store->deliver(d));
+    int64_t t1 = mono_us();  // commit, fsync and callback done
     std::string got = read_all(report[0]);
     int status = 0;
     ::waitpid(pid, &status, 0);
@@ -265,9 +266,12 @@ TEST(Notification, ReachesAnotherProcessWithinMilliseconds) {
     EXPECT_NE(rest.find("1:" + std::to_string(box)), std::string::npos) << rest;
     int64_t latency = t_recv - t0;
     EXPECT_GE(latency, 0);
-    // Includes the commit's fsync; the hint itself takes microseconds.
-    EXPECT_LT(latency, 250000) << "notification took " << latency << " us";
-    std::printf("notification latency incl. commit: %lld us\n", static_cast<long long>(latency));
+    // The hint is sent right after the commit, before the callbacks, so it
+    // normally arrives before deliver() even returns; allow scheduling slack on
+    // a loaded machine, but not a poll interval.
+    EXPECT_LT(t_recv - t1, 50000) << "hint arrived " << (t_recv - t1) << " us after the ack";
+    std::printf("notification: %lld us after submission (commit included), %lld us after ack\n",
+                static_cast<long long>(latency), static_cast<long long>(t_recv - t1));
     EXPECT_FALSE(std::filesystem::exists(dead)) << "dead listener's socket removed";
 
     // In-process listener too, with de-duplication of repeated hints.
