@@ -5,6 +5,8 @@
 #include <chrono>
 #include <limits>
 
+#include <fmt/format.h>
+
 #include "common/base/strings.h"
 #include "common/smtp/xtext.h"
 
@@ -625,6 +627,156 @@ std::optional<int64_t> parse_rfc3339(std::string_view s) noexcept {
     }
     auto days = std::chrono::sys_days(ymd).time_since_epoch().count();
     return static_cast<int64_t>(days) * 86400 + *hour * 3600 + *minute * 60 + *second - offset;
+}
+
+std::string format_rfc3339(int64_t unix_seconds) {
+    using namespace std::chrono;
+    sys_seconds t{seconds(unix_seconds)};
+    auto day = floor<days>(t);
+    year_month_day ymd{day};
+    hh_mm_ss hms{t - day};
+    return fmt::format("{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}Z", static_cast<int>(ymd.year()),
+                       static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                       hms.hours().count(), hms.minutes().count(), hms.seconds().count());
+}
+
+namespace {
+
+// xtext, except that a value which would read back as one of the parser's
+// special tokens ("<>" for AUTH=, "[UNAVAILABLE]" for XCLIENT) gets its first
+// octet escaped so that it stays an ordinary value.
+std::string xtext_value(std::string_view raw, std::initializer_list<std::string_view> specials) {
+    std::string out = xtext_encode(raw);
+    for (auto special : specials) {
+        if (iequals(out, special)) {
+            // The special tokens start with an xchar, so out[0] == raw[0].
+            return fmt::format("+{:02X}", static_cast<unsigned char>(raw.front())) + out.substr(1);
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+std::string format_command(const Command& c) {
+    std::string out(verb_name(c.verb));
+    switch (c.verb) {
+        case Verb::Helo:
+        case Verb::Ehlo:
+            out += " " + c.helo;
+            break;
+        case Verb::Mail: {
+            out += " FROM:" + c.path.to_string();
+            const MailParams& m = c.mail;
+            if (m.size) {
+                out += fmt::format(" SIZE={}", *m.size);
+            }
+            switch (m.body) {
+                case Body::Unspecified:
+                    break;
+                case Body::SevenBit:
+                    out += " BODY=7BIT";
+                    break;
+                case Body::EightBitMime:
+                    out += " BODY=8BITMIME";
+                    break;
+                case Body::BinaryMime:
+                    out += " BODY=BINARYMIME";
+                    break;
+            }
+            if (m.smtputf8) {
+                out += " SMTPUTF8";
+            }
+            if (m.ret == Ret::Full) {
+                out += " RET=FULL";
+            } else if (m.ret == Ret::Headers) {
+                out += " RET=HDRS";
+            }
+            if (m.envid) {
+                out += " ENVID=" + xtext_encode(*m.envid);
+            }
+            if (m.auth) {
+                out +=
+                    " AUTH=" + (m.auth->empty() ? std::string("<>") : xtext_value(*m.auth, {"<>"}));
+            }
+            if (m.hold_for) {
+                out += fmt::format(" HOLDFOR={}", *m.hold_for);
+            }
+            if (m.hold_until) {
+                out += " HOLDUNTIL=" + format_rfc3339(*m.hold_until);
+            }
+            if (m.requiretls) {
+                out += " REQUIRETLS";
+            }
+            break;
+        }
+        case Verb::Rcpt: {
+            out += " TO:" + c.path.to_string();
+            if (c.rcpt.notify != 0) {
+                std::vector<std::string_view> items;
+                if ((c.rcpt.notify & kNotifyNever) != 0) {
+                    items.push_back("NEVER");
+                }
+                if ((c.rcpt.notify & kNotifySuccess) != 0) {
+                    items.push_back("SUCCESS");
+                }
+                if ((c.rcpt.notify & kNotifyFailure) != 0) {
+                    items.push_back("FAILURE");
+                }
+                if ((c.rcpt.notify & kNotifyDelay) != 0) {
+                    items.push_back("DELAY");
+                }
+                out += fmt::format(" NOTIFY={}", fmt::join(items, ","));
+            }
+            if (c.rcpt.orcpt) {
+                out +=
+                    " ORCPT=" + c.rcpt.orcpt->addr_type + ";" + xtext_encode(c.rcpt.orcpt->address);
+            }
+            break;
+        }
+        case Verb::Bdat:
+            out += fmt::format(" {}", c.chunk_size);
+            if (c.last) {
+                out += " LAST";
+            }
+            break;
+        case Verb::Auth:
+            out += " " + c.mechanism;
+            if (c.initial_response) {
+                out += " " + *c.initial_response;
+            }
+            break;
+        case Verb::XClient:
+            for (const auto& a : c.xclient) {
+                out += " " + a.name + "=";
+                switch (a.state) {
+                    case XClientAttr::State::Unavailable:
+                        out += "[UNAVAILABLE]";
+                        break;
+                    case XClientAttr::State::TempUnavailable:
+                        out += "[TEMPUNAVAIL]";
+                        break;
+                    case XClientAttr::State::Value:
+                        out += xtext_value(a.value, {"[UNAVAILABLE]", "[TEMPUNAVAIL]"});
+                        break;
+                }
+            }
+            break;
+        case Verb::Noop:
+        case Verb::Help:
+        case Verb::Vrfy:
+        case Verb::Expn:
+            if (!c.argument.empty()) {
+                out += " " + c.argument;
+            }
+            break;
+        case Verb::Data:
+        case Verb::Rset:
+        case Verb::Quit:
+        case Verb::StartTls:
+            break;
+    }
+    return out;
 }
 
 }  // namespace yubin::smtp

@@ -144,14 +144,24 @@ struct Command {
     std::string mechanism;
     std::optional<std::string> initial_response;
     std::vector<XClientAttr> xclient;
+
+    friend bool operator==(const Command&, const Command&) = default;
 };
 
 using CommandResult = tl::expected<Command, Reply>;
 
 CommandResult parse_command(std::string_view line, const CommandOptions& options = {});
 
+// The client side: a command line (without CRLF) in canonical form, e.g.
+// "MAIL FROM:<a@b> SIZE=10 BODY=8BITMIME". For any command parse_command
+// accepted, parse_command(format_command(c)) gives `c` back. The caller
+// supplies only parameters the server offered (Capabilities).
+std::string format_command(const Command& command);
+
 // RFC 3339 §5.6 date-time → Unix seconds (fractions dropped). Exposed for the
 // FUTURERELEASE capability and tests.
 std::optional<int64_t> parse_rfc3339(std::string_view text) noexcept;
+// Unix seconds → "YYYY-MM-DDTHH:MM:SSZ" (years 0000-9999).
+std::string format_rfc3339(int64_t unix_seconds);
 
 }  // namespace yubin::smtp

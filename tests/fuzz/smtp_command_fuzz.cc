@@ -1,6 +1,7 @@
 // libFuzzer target for common/smtp: the command parser, the reply parser and
 // xtext, checked against invariants rather than just for crashes:
-//   - a parsed MAIL/RCPT path written back with to_string() parses to the
+//   - a parsed command written back with format_command() parses to the same
+//     command, and a MAIL/RCPT path written back with to_string() to the
 //     same path; an error reply has a code the parser may give and survives
 //     to_wire() → ReplyParser unchanged;
 //   - the reply parser gives the same replies (and the same error) whether
@@ -63,6 +64,9 @@ void check_command(std::string_view line, const CommandOptions& options) {
         check(!failed && back.size() == 1 && back[0] == r.error());
         return;
     }
+    // The client's formatter writes it back so that it parses to the same.
+    auto again = parse_command(format_command(*r), options);
+    check(again.has_value() && *again == *r);
     if (r->verb == Verb::Mail || r->verb == Verb::Rcpt) {
         AddressOptions ao;
         ao.smtputf8 = r->verb == Verb::Mail ? r->mail.smtputf8 : options.smtputf8_transaction;

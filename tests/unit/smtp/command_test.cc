@@ -467,3 +467,72 @@ TEST(Command, Rfc3339) {
 
 }  // namespace
 }  // namespace yubin::smtp
+
+namespace yubin::smtp {
+namespace {
+
+TEST(FormatCommand, CanonicalForms) {
+    struct Case {
+        const char* in;
+        const char* out;
+    };
+    const Case cases[] = {
+        {"ehlo client.example", "EHLO client.example"},
+        {"mail from: <a@b.example> body=8bitmime size=10",
+         "MAIL FROM:<a@b.example> SIZE=10 BODY=8BITMIME"},
+        {"MAIL FROM:<>", "MAIL FROM:<>"},
+        {"MAIL FROM:<\"x y\"@b.example> AUTH=<> ENVID=a+2Bb RET=full",
+         "MAIL FROM:<\"x y\"@b.example> RET=FULL ENVID=a+2Bb AUTH=<>"},
+        {"MAIL FROM:<a@b.example> HOLDUNTIL=2026-11-28T18:00:00.5+01:00",
+         "MAIL FROM:<a@b.example> HOLDUNTIL=2026-11-28T17:00:00Z"},
+        {"MAIL FROM:<a@b.example> AUTH=+3C+3E", "MAIL FROM:<a@b.example> AUTH=+3C>"},
+        {"RCPT TO:<@r.example:u@b.example> ORCPT=rfc822;u+2Bx@b.example notify=delay,success",
+         "RCPT TO:<u@b.example> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;u+2Bx@b.example"},
+        {"rcpt to:<postmaster>", "RCPT TO:<Postmaster>"},
+        {"bdat 10 last", "BDAT 10 LAST"},
+        {"auth plain =", "AUTH PLAIN ="},
+        {"xclient addr=203.0.113.1 helo=[tempunavail] login=+5BUNAVAILABLE]",
+         "XCLIENT ADDR=203.0.113.1 HELO=[TEMPUNAVAIL] LOGIN=+5BUNAVAILABLE]"},
+        {"noop", "NOOP"},
+        {"vrfy  bob ", "VRFY bob"},
+        {"starttls", "STARTTLS"},
+    };
+    for (const auto& c : cases) {
+        auto parsed = parse_command(c.in);
+        ASSERT_TRUE(parsed.has_value()) << c.in;
+        EXPECT_EQ(format_command(*parsed), c.out) << c.in;
+        auto again = parse_command(format_command(*parsed));
+        ASSERT_TRUE(again.has_value()) << c.out;
+        EXPECT_EQ(*again, *parsed) << c.in;
+    }
+}
+
+TEST(FormatCommand, BuiltByTheClient) {
+    Command mail;
+    mail.verb = Verb::Mail;
+    mail.path = *parse_reverse_path("<bounce@queue.example>");
+    mail.mail.size = 123456;
+    mail.mail.body = Body::EightBitMime;
+    mail.mail.smtputf8 = true;
+    mail.mail.envid = "id with space+=";
+    mail.mail.requiretls = true;
+    std::string line = format_command(mail);
+    EXPECT_EQ(line,
+              "MAIL FROM:<bounce@queue.example> SIZE=123456 BODY=8BITMIME SMTPUTF8 "
+              "ENVID=id+20with+20space+2B+3D REQUIRETLS");
+    auto back = parse_command(line);
+    ASSERT_TRUE(back.has_value());
+    EXPECT_EQ(*back, mail);
+}
+
+TEST(FormatCommand, Rfc3339RoundTrip) {
+    EXPECT_EQ(format_rfc3339(0), "1970-01-01T00:00:00Z");
+    EXPECT_EQ(format_rfc3339(951825600), "2000-02-29T12:00:00Z");
+    EXPECT_EQ(format_rfc3339(-1), "1969-12-31T23:59:59Z");
+    for (int64_t t : {int64_t{0}, int64_t{-86401}, int64_t{1795885200}, int64_t{253402300799}}) {
+        EXPECT_EQ(parse_rfc3339(format_rfc3339(t)), t) << t;
+    }
+}
+
+}  // namespace
+}  // namespace yubin::smtp
