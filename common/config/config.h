@@ -118,6 +118,11 @@ struct Pop3dConfig {
     uint32_t max_connections_per_ip = 0;
     std::chrono::seconds idle_timeout{0};
     uint32_t max_line_length = 0;
+    bool allow_plaintext_auth_from_loopback = false;  // USER/PASS/AUTH without TLS on 127/8, ::1
+    uint32_t max_errors = 0;                          // bad commands before closing; 0 = no limit
+    std::chrono::seconds auth_failure_delay{0};       // first failed login; doubles after each
+    std::string expire;                               // EXPIRE capability argument; "" = none
+    std::chrono::seconds login_delay{0};              // LOGIN-DELAY; 0 = not announced
 };
 
 struct Config {

@@ -423,6 +423,25 @@ std::vector<SectionSpec> build_schema() {
     add_limits(pop3d,
                {1000, 20, 600, "Close a session idle this long (RFC 1939 §3: at least 10 minutes).",
                 1024, 512, "Longest command line in bytes (RFC 2449 §4: 255 per word)."});
+    pop3d
+        .boolean("allow_plaintext_auth_from_loopback",
+                 &Pop3dConfig::allow_plaintext_auth_from_loopback, false, Reload::Live,
+                 "Allow USER/PASS and AUTH without TLS from 127.0.0.0/8 and ::1 (RFC 2595 §4).")
+        .integer("max_errors", &Pop3dConfig::max_errors, 10, 0, 1000, Reload::Live,
+                 "Close a session after this many bad commands or failed logins; 0 = never.")
+        .duration("auth_failure_delay", &Pop3dConfig::auth_failure_delay, 1, 0, 60, Reload::Live,
+                  "Delay before a failed login is answered; doubles per failure, up to 16x.")
+        .string("expire", &Pop3dConfig::expire, "", Reload::Live,
+                "EXPIRE capability (RFC 2449 §6.7): \"\" = not announced, NEVER, or days.",
+                [](const std::string& v) -> std::optional<std::string> {
+                    if (v.empty() || v == "NEVER" ||
+                        (v.size() <= 5 && v.find_first_not_of("0123456789") == std::string::npos)) {
+                        return std::nullopt;
+                    }
+                    return "must be \"\", NEVER or a number of days";
+                })
+        .duration("login_delay", &Pop3dConfig::login_delay, 0, 0, kDay, Reload::Live,
+                  "LOGIN-DELAY (RFC 2449 §6.8): least time between logins of a user; 0 = none.");
     out.push_back(pop3d.build());
 
     return out;
