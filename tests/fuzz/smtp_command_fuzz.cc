@@ -65,8 +65,8 @@ void check_command(std::string_view line, const CommandOptions& options) {
         return;
     }
     // The client's formatter writes it back so that it parses to the same.
-    auto again = parse_command(format_command(*r), options);
-    check(again.has_value() && *again == *r);
+    auto reparsed = parse_command(format_command(*r), options);
+    check(reparsed.has_value() && *reparsed == *r);
     if (r->verb == Verb::Mail || r->verb == Verb::Rcpt) {
         AddressOptions ao;
         ao.smtputf8 = r->verb == Verb::Mail ? r->mail.smtputf8 : options.smtputf8_transaction;
