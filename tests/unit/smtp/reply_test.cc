@@ -96,6 +96,17 @@ TEST(ReplyParser, SessionWholeBytewiseAndRandomSplitsAgree) {
               std::vector<std::string>{"mx.example.net ESMTP Postfix (Debian/GNU)"});
     EXPECT_EQ(whole[1].code, 250);
     EXPECT_EQ(whole[1].lines.size(), 11u);
+    auto caps = parse_ehlo_reply(whole[1]);
+    ASSERT_TRUE(caps.has_value());
+    EXPECT_EQ(caps->greeting, "mx.example.net");
+    EXPECT_EQ(caps->size, 10240000u);
+    // "AUTH PLAIN LOGIN" and the legacy "AUTH=PLAIN LOGIN" give one list.
+    EXPECT_EQ(caps->auth_mechanisms, (std::vector<std::string>{"PLAIN", "LOGIN"}));
+    EXPECT_TRUE(caps->pipelining && caps->dsn && caps->chunking && caps->eightbitmime);
+    EXPECT_TRUE(caps->enhanced_status_codes);
+    EXPECT_FALSE(caps->starttls);
+    EXPECT_TRUE(caps->has("ETRN"));
+    EXPECT_TRUE(caps->has("vrfy"));
     EXPECT_EQ(whole[2].enhanced, (EnhancedCode{2, 1, 0}));
     EXPECT_EQ(whole[2].lines, std::vector<std::string>{"Ok"});
     EXPECT_EQ(whole[3].code, 550);
