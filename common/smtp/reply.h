@@ -71,8 +71,9 @@ struct Reply {
     friend bool operator==(const Reply&, const Reply&) = default;
 };
 
-// `t` with its text replaced or extended: make_reply(kUserUnknown, "<a@b>: ")
-// gives "550 5.1.1 <a@b>: User unknown" style text with `prefix` in front.
+// `t` with `prefix` put before its text: make_reply(kUserUnknown, "<a@b>: ")
+// is "550 5.1.1 <a@b>: User unknown". Text that comes from the peer is safe
+// here: to_wire() splits at CR/LF, so it cannot forge a reply line.
 Reply make_reply(const ReplyTemplate& t, std::string_view prefix);
 
 inline constexpr size_t kMaxReplyLine = 512;  // octets including CRLF, §4.5.3.1.5
