@@ -1,8 +1,9 @@
 // LMDB backend of the mail store. One environment per store directory, opened
 // once per process with MDB_NOTLS (read transactions are not tied to threads);
 // one writer thread per process batches write operations into one transaction
-// each (group commit), every operation in its own nested transaction so that a
-// failing one fails alone. Layouts: docs/store.md.
+// each (group commit); if an operation fails, the batch is replayed with every
+// operation in its own nested transaction so that the failing one fails alone. Layouts:
+// docs/store.md.
 //
 // Map size: LMDB needs no transaction of this process to be live while the map
 // is resized, so every transaction holds env_mutex_ shared and a resize (own
@@ -1025,7 +1026,7 @@ struct Resolver {
 // ---------- write operations ----------
 
 class WriteOp {
-  public:
+public:
     virtual ~WriteOp() = default;
     virtual bool apply(WriteCtx& ctx) = 0;  // true = succeeded
     virtual void set_error(Error e) = 0;
@@ -1042,7 +1043,7 @@ class WriteOp {
 
 template <typename T>
 class FnOp final : public WriteOp {
-  public:
+public:
     FnOp(std::function<Result<T>(WriteCtx&)> fn, Callback<T> cb)
         : fn_(std::move(fn)), cb_(std::move(cb)) {}
     bool apply(WriteCtx& ctx) override {
@@ -1065,7 +1066,7 @@ class FnOp final : public WriteOp {
         }
     }
 
-  private:
+private:
     std::function<Result<T>(WriteCtx&)> fn_;
     Callback<T> cb_;
     std::optional<Result<T>> result_;
@@ -1078,7 +1079,7 @@ std::mutex g_registry_mutex;
 std::map<std::string, pid_t> g_open_paths;
 
 class LmdbStore final : public Store {
-  public:
+public:
     LmdbStore(StoreOptions options, std::string real_path)
         : options_(std::move(options)),
           real_path_(std::move(real_path)),
@@ -1826,7 +1827,7 @@ class LmdbStore final : public Store {
         return st;
     }
 
-  private:
+private:
     struct EnvCloser {
         void operator()(MDB_env* e) const noexcept { mdb_env_close(e); }
     };
@@ -2166,6 +2167,11 @@ void LmdbStore::writer_main() {
 }
 
 Result<void> LmdbStore::run_batch(std::vector<std::unique_ptr<WriteOp>>& batch) {
+    // First pass without nested transactions; if any operation fails, the batch
+    // is replayed once with a nested transaction per operation, so the failing
+    // one is rolled back alone. Failures are rare on the delivery path, so the
+    // common batch pays for no nesting, and the worst case is two passes.
+    bool nested = false;
     for (int attempt = 0;; ++attempt) {
         std::shared_lock lk(env_mutex_);
         MDB_txn* parent = nullptr;
@@ -2180,6 +2186,7 @@ Result<void> LmdbStore::run_batch(std::vector<std::unique_ptr<WriteOp>>& batch) 
         }
         int64_t now = SystemClock::instance().now_seconds();
         bool map_full = false;
+        bool need_nested = false;
         for (auto& op : batch) {
             if (op->prepared_failed) {
                 continue;
@@ -2188,6 +2195,31 @@ Result<void> LmdbStore::run_batch(std::vector<std::unique_ptr<WriteOp>>& batch) 
             op->committed = false;
             op->changes.clear();
             op->unlink_after_commit.clear();
+            if (!nested) {
+                // Fast pass: straight into the batch transaction (a nested
+                // transaction costs LMDB a few MiB of lists per operation).
+                WriteCtx ctx;
+                ctx.txn = parent;
+                ctx.t = &tables_;
+                ctx.now = now;
+                ctx.staged_file = op->staged_file;
+                ctx.options = &options_;
+                bool ok = op->apply(ctx);
+                if (ctx.map_full) {
+                    map_full = true;
+                    break;
+                }
+                if (!ok) {
+                    // Its partial writes are in the batch: throw the batch away
+                    // and replay it with one nested transaction per operation.
+                    need_nested = true;
+                    break;
+                }
+                op->committed = true;
+                op->changes = std::move(ctx.changes);
+                op->unlink_after_commit = std::move(ctx.unlink_after_commit);
+                continue;
+            }
             MDB_txn* child = nullptr;
             rc = mdb_txn_begin(env_.get(), parent, 0, &child);
             if (rc != 0) {
@@ -2222,6 +2254,11 @@ Result<void> LmdbStore::run_batch(std::vector<std::unique_ptr<WriteOp>>& batch) 
             op->committed = true;
             op->changes = std::move(ctx.changes);
             op->unlink_after_commit = std::move(ctx.unlink_after_commit);
+        }
+        if (need_nested) {
+            mdb_txn_abort(parent);
+            nested = true;
+            continue;
         }
         if (!map_full) {
             rc = mdb_txn_commit(parent);

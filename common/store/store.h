@@ -11,8 +11,8 @@
 //   returns at once; its callback runs ON THE WRITER THREAD only after the
 //   commit that holds the change returned successfully (or with the error). A
 //   daemon marshals the callback to its loop (e.g. with a uv_async wake-up) and
-//   must not block in it. A failing operation fails alone: each operation runs
-//   in its own nested transaction inside the batch.
+//   must not block in it. A failing operation fails alone: the batch is then
+//   replayed with each operation in its own nested transaction.
 // - The blocking forms (no _async) submit and wait: for the CLI, tests and
 //   threads of a pool. Never call them on the writer thread (from a callback).
 //
@@ -39,7 +39,7 @@ using Callback = std::function<void(Result<T>)>;
 inline constexpr char kHierarchyDelimiter = '/';
 
 class Store {
-  public:
+public:
     virtual ~Store() = default;
 
     // Opens (creating if needed) the store at options.path. Runs schema
