@@ -1,7 +1,8 @@
 // The LMDB backend of Store: internal to common/store (and its tests). Daemons
 // include only store.h. Exposes the table handles and the migration table so a
 // test can prove that a migration runs exactly once, under the write lock, at
-// open.
+// open. open_lmdb_store may be called from any thread; migrations run on that
+// thread inside the open-time write transaction and must not keep the txn.
 #pragma once
 
 #include <lmdb.h>
