@@ -86,9 +86,13 @@ private:
         o.hostname = cfg->server.hostname;
         o.tls_active = implicit_tls_;
         o.stls_available = !implicit_tls_;
-        o.plaintext_auth = service_.limits().plaintext_auth_from_loopback &&
+        o.plaintext_auth = cfg->pop3d.allow_plaintext_auth_from_loopback &&
                            is_loopback(conn_->peer_address());
-        o.max_errors = service_.limits().max_errors;
+        o.max_errors = cfg->pop3d.max_errors;
+        o.expire = cfg->pop3d.expire;
+        if (cfg->pop3d.login_delay.count() > 0) {
+            o.login_delay = static_cast<uint32_t>(cfg->pop3d.login_delay.count());
+        }
         return o;
     }
 
@@ -219,15 +223,18 @@ private:
 
     void login_verified(const std::string& user, bool ok) {
         if (!ok) {
-            // A growing delay per connection (RFC 1939 §13 suggests slowing
-            // down repeated failures); the reply waits, the loop does not.
+            // A delay growing per failure on this connection slows password
+            // guessing down; the reply waits, the loop does not.
             uint32_t failures = session_.failed_logins();
-            uint64_t delay = service_.limits().auth_failure_delay_ms;
-            for (uint32_t i = 0; i < failures && delay < service_.limits().auth_failure_delay_max_ms;
-                 ++i) {
+            uint64_t base =
+                static_cast<uint64_t>(service_.runtime().config()->pop3d.auth_failure_delay.count()) *
+                1000;
+            uint64_t cap = base * service_.limits().auth_failure_delay_max_factor;
+            uint64_t delay = base;
+            for (uint32_t i = 0; i < failures && delay < cap; ++i) {
                 delay *= 2;
             }
-            delay = std::min(delay, service_.limits().auth_failure_delay_max_ms);
+            delay = std::min(delay, cap);
             log::info(id_, "login_failed", {{"user", user}, {"delay_ms", delay}});
             delay_timer_ = std::make_unique<io::Timer>(service_.runtime().loop(), [this] {
                 service_.runtime().loop().post(guard([this] {
@@ -237,6 +244,12 @@ private:
                 }));
             });
             delay_timer_->start(delay);
+            return;
+        }
+        if (service_.login_too_soon(user)) {
+            log::info(id_, "login_delay", {{"user", user}});
+            session_.login_done(LoginResult{LoginStatus::LoginDelay, {}});
+            pump();
             return;
         }
         auto lock = service_.locks().acquire(user);
@@ -428,9 +441,9 @@ void Pop3Service::shutdown(daemon::Runtime&, std::function<void()> done) {
     for (auto& l : listeners_) {
         l.listener->stop_accepting();
     }
-    if (reader_check_timer_) {
-        reader_check_timer_->stop();
-    }
+    // Destroyed while the loop still runs, so libuv can close its handle
+    // (the service outlives the loop).
+    reader_check_timer_.reset();
     done_ = std::move(done);
     std::vector<Pop3Connection*> current;
     for (auto& c : connections_) {
@@ -462,6 +475,25 @@ void Pop3Service::maybe_done() {
         done_ = nullptr;
         done();
     }
+}
+
+bool Pop3Service::login_too_soon(const std::string& user) {
+    uint64_t delay_ms = static_cast<uint64_t>(runtime_->config()->pop3d.login_delay.count()) * 1000;
+    uint64_t now = runtime_->loop().now_ms();
+    if (delay_ms == 0) {
+        last_login_ms_.clear();
+        return false;
+    }
+    auto it = last_login_ms_.find(user);
+    if (it != last_login_ms_.end() && now - it->second < delay_ms) {
+        return true;
+    }
+    // Forget entries that no longer matter, so the map stays small.
+    if (last_login_ms_.size() > 100000) {
+        std::erase_if(last_login_ms_, [&](const auto& e) { return now - e.second >= delay_ms; });
+    }
+    last_login_ms_[user] = now;
+    return false;
 }
 
 Result<Maildrop> Pop3Service::snapshot(const std::string& user) {

@@ -35,13 +35,14 @@ namespace yubin::pop3d {
 
 class Pop3Connection;
 
-// Limits that are not (yet) config keys; see docs/pop3d.md.
+// Limits that are not config keys (the others are in [pop3d]).
 struct Pop3Limits {
-    uint32_t max_errors = 10;
-    bool plaintext_auth_from_loopback = false;
-    uint64_t auth_failure_delay_ms = 500;       // first failure; doubles after each
-    uint64_t auth_failure_delay_max_ms = 8000;  // cap
-    size_t max_write_queue = 1 << 20;  // stop reading commands while more is unsent
+    // The failed-login delay doubles per failure up to this multiple of
+    // [pop3d] auth_failure_delay.
+    uint32_t auth_failure_delay_max_factor = 16;
+    // Stop reading commands while more than this is queued and unsent (a
+    // client pipelining RETRs without reading the answers).
+    size_t max_write_queue = 1 << 20;
 };
 
 class Pop3Service final : public daemon::Service {
@@ -64,6 +65,9 @@ public:
     const std::string& dummy_hash() const { return dummy_hash_; }
     // Lists the user's INBOX with exact wire sizes (cached per message).
     [[nodiscard]] Result<Maildrop> snapshot(const std::string& user);
+    // LOGIN-DELAY (RFC 2449 §6.8), enforced within this process: true if the
+    // user logged in less than [pop3d] login_delay ago; otherwise records now.
+    bool login_too_soon(const std::string& user);
     // Deferred removal: the connection may be inside its own callback.
     void remove(Pop3Connection* connection);
 
@@ -86,6 +90,7 @@ private:
     std::function<void()> done_;
     Pop3Limits limits_;
     std::string dummy_hash_;
+    std::unordered_map<std::string, uint64_t> last_login_ms_;
     // (mailbox id, uid) → octets on the wire. Messages never change, so an
     // entry never goes stale; the map is simply cleared when it grows large.
     struct KeyHash {

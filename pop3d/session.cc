@@ -327,6 +327,9 @@ void Session::login_done(LoginResult result) {
         case LoginStatus::InUse:
             err_nocount("[IN-USE] the maildrop is in use by another session");
             return;
+        case LoginStatus::LoginDelay:
+            err_nocount("[LOGIN-DELAY] logged in too recently, try again later");
+            return;
         case LoginStatus::TempFailure:
             err_nocount("[SYS/TEMP] temporary failure, try again later");
             return;

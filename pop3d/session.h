@@ -55,6 +55,7 @@ enum class LoginStatus {
     Ok,              // maildrop locked and listed
     BadCredentials,  // unknown user, wrong password, disabled account: [AUTH]
     InUse,           // another session holds the maildrop: [IN-USE]
+    LoginDelay,      // logged in again sooner than LOGIN-DELAY allows: [LOGIN-DELAY]
     TempFailure,     // [SYS/TEMP]
     PermFailure,     // [SYS/PERM]
 };
