@@ -35,8 +35,8 @@ public:
           session_(make_options()) {}
 
     void begin() {
-        log::info(id_, "connect", {{"client", conn_->peer_address().to_string()},
-                                   {"tls", implicit_tls_}});
+        log::info(id_, "connect",
+                  {{"client", conn_->peer_address().to_string()}, {"tls", implicit_tls_}});
         conn_->on_data([this](std::string_view bytes) {
             reader_.feed(bytes);
             pump();
@@ -67,8 +67,8 @@ public:
     void apply_limits() {
         auto cfg = service_.runtime().config();
         conn_->set_idle_timeout(static_cast<uint64_t>(cfg->pop3d.idle_timeout.count()) * 1000);
-        reader_.set_limits(proto::ReaderLimits{std::max<size_t>(cfg->pop3d.max_line_length, 64),
-                                               false});
+        reader_.set_limits(
+            proto::ReaderLimits{std::max<size_t>(cfg->pop3d.max_line_length, 64), false});
     }
 
     // Shutdown: close now unless a request is in flight (then after it).
@@ -86,8 +86,8 @@ private:
         o.hostname = cfg->server.hostname;
         o.tls_active = implicit_tls_;
         o.stls_available = !implicit_tls_;
-        o.plaintext_auth = cfg->pop3d.allow_plaintext_auth_from_loopback &&
-                           is_loopback(conn_->peer_address());
+        o.plaintext_auth =
+            cfg->pop3d.allow_plaintext_auth_from_loopback && is_loopback(conn_->peer_address());
         o.max_errors = cfg->pop3d.max_errors;
         o.expire = cfg->pop3d.expire;
         if (cfg->pop3d.login_delay.count() > 0) {
@@ -174,8 +174,8 @@ private:
             case RequestKind::Retrieve: {
                 auto message = service_.store().read_message(request.mailbox_id, request.uid);
                 if (!message) {
-                    log::warn(id_, "retrieve_failed", {{"uid", request.uid},
-                                                       {"error", message.error().message}});
+                    log::warn(id_, "retrieve_failed",
+                              {{"uid", request.uid}, {"error", message.error().message}});
                 }
                 session_.retrieve_done(std::move(message));
                 return true;
@@ -207,8 +207,7 @@ private:
             [verified, password, hash = std::move(hash)] {
                 *verified = auth::verify_password(*password, hash);
             },
-            [this, alive = std::weak_ptr<char>(alive_), verified, known,
-             user](bool cancelled) {
+            [this, alive = std::weak_ptr<char>(alive_), verified, known, user](bool cancelled) {
                 if (alive.expired()) {
                     return;
                 }
@@ -226,9 +225,9 @@ private:
             // A delay growing per failure on this connection slows password
             // guessing down; the reply waits, the loop does not.
             uint32_t failures = session_.failed_logins();
-            uint64_t base =
-                static_cast<uint64_t>(service_.runtime().config()->pop3d.auth_failure_delay.count()) *
-                1000;
+            uint64_t base = static_cast<uint64_t>(
+                                service_.runtime().config()->pop3d.auth_failure_delay.count()) *
+                            1000;
             uint64_t cap = base * service_.limits().auth_failure_delay_max_factor;
             uint64_t delay = base;
             for (uint32_t i = 0; i < failures && delay < cap; ++i) {
@@ -264,7 +263,8 @@ private:
         }
         auto drop = service_.snapshot(user);
         if (!drop) {
-            log::error(id_, "maildrop_list_failed", {{"user", user}, {"error", drop.error().message}});
+            log::error(id_, "maildrop_list_failed",
+                       {{"user", user}, {"error", drop.error().message}});
             session_.login_done(LoginResult{drop.error().code == ErrorCode::NotFound
                                                 ? LoginStatus::PermFailure
                                                 : LoginStatus::TempFailure,
@@ -273,9 +273,10 @@ private:
             return;
         }
         lock_ = std::move(*lock);
-        log::info(id_, "login", {{"user", user},
-                                 {"messages", static_cast<uint64_t>(drop->messages.size())},
-                                 {"tls", conn_->tls_started()}});
+        log::info(id_, "login",
+                  {{"user", user},
+                   {"messages", static_cast<uint64_t>(drop->messages.size())},
+                   {"tls", conn_->tls_started()}});
         session_.login_done(LoginResult{LoginStatus::Ok, std::move(*drop)});
         pump();
     }
@@ -293,14 +294,15 @@ private:
                     if (!result) {
                         log::error(id, "update_failed", {{"error", result.error().message}});
                     } else {
-                        log::info(id, "update", {{"marked", static_cast<uint64_t>(count)},
-                                                 {"expunged",
-                                                  static_cast<uint64_t>(result->size())}});
+                        log::info(id, "update",
+                                  {{"marked", static_cast<uint64_t>(count)},
+                                   {"expunged", static_cast<uint64_t>(result->size())}});
                     }
                     if (alive.expired()) {
                         return;
                     }
-                    session_.update_done(result ? Result<void>{} : Result<void>(fail(result.error())));
+                    session_.update_done(result ? Result<void>{}
+                                                : Result<void>(fail(result.error())));
                     pump();
                 });
             });
@@ -320,8 +322,8 @@ private:
             return;
         }
         finished_ = true;
-        log::info(id_, "disconnect", {{"user", session_.user()},
-                                      {"error", error ? error->message : std::string()}});
+        log::info(id_, "disconnect",
+                  {{"user", session_.user()}, {"error", error ? error->message : std::string()}});
         lock_.reset();
         service_.remove(this);
     }
@@ -419,8 +421,8 @@ Result<void> Pop3Service::start(daemon::Runtime& runtime) {
         if (!r) {
             return r;
         }
-        log::info({}, "listening", {{"address", l.listener->local_address().to_string()},
-                                    {"tls", implicit}});
+        log::info({}, "listening",
+                  {{"address", l.listener->local_address().to_string()}, {"tls", implicit}});
     }
     return {};
 }

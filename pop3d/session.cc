@@ -99,7 +99,8 @@ void Session::feed_line(std::string_view line) {
     }
     size_t space = line.find(' ');
     std::string_view command = line.substr(0, space);
-    std::string_view args = space == std::string_view::npos ? std::string_view{} : line.substr(space + 1);
+    std::string_view args =
+        space == std::string_view::npos ? std::string_view{} : line.substr(space + 1);
     if (command.empty()) {
         err("empty command");
         return;

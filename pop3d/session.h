@@ -30,12 +30,12 @@
 namespace yubin::pop3d {
 
 struct SessionOptions {
-    std::string hostname;           // in the greeting
-    bool tls_active = false;        // implicit TLS (995): TLS from the first byte
-    bool stls_available = false;    // the listener may upgrade with STLS
-    bool plaintext_auth = false;    // USER/PASS/AUTH allowed without TLS (loopback)
-    uint32_t max_errors = 10;       // bad commands before the session is closed; 0 = no limit
-    std::string expire;             // EXPIRE capability argument ("NEVER", "30"); "" = not offered
+    std::string hostname;         // in the greeting
+    bool tls_active = false;      // implicit TLS (995): TLS from the first byte
+    bool stls_available = false;  // the listener may upgrade with STLS
+    bool plaintext_auth = false;  // USER/PASS/AUTH allowed without TLS (loopback)
+    uint32_t max_errors = 10;     // bad commands before the session is closed; 0 = no limit
+    std::string expire;           // EXPIRE capability argument ("NEVER", "30"); "" = not offered
     std::optional<uint32_t> login_delay;  // LOGIN-DELAY seconds; unset = not offered
 };
 
@@ -76,11 +76,11 @@ enum class RequestKind {
 
 struct Request {
     RequestKind kind = RequestKind::None;
-    std::string user;      // Login
-    std::string password;  // Login
-    uint64_t mailbox_id = 0;            // Retrieve, Update
-    uint32_t uid = 0;                   // Retrieve
-    std::vector<uint32_t> uids;         // Update
+    std::string user;            // Login
+    std::string password;        // Login
+    uint64_t mailbox_id = 0;     // Retrieve, Update
+    uint32_t uid = 0;            // Retrieve
+    std::vector<uint32_t> uids;  // Update
 };
 
 // UIDL value of a message (RFC 1939 §7: 1-70 characters in 0x21-0x7E):

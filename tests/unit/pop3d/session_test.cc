@@ -140,7 +140,9 @@ std::string run_dialogue(std::string_view input, const std::vector<size_t>& cuts
     return h.out;
 }
 
-std::string login_lines() { return "USER bob@example.test\r\nPASS secret pw\r\n"; }
+std::string login_lines() {
+    return "USER bob@example.test\r\nPASS secret pw\r\n";
+}
 
 TEST(Pop3Session, GreetingHasNoApopTimestamp) {
     Harness h;
@@ -174,9 +176,10 @@ TEST(Pop3Session, CapaOffersStlsButNoLoginBeforeTls) {
     h.start();
     h.out.clear();
     h.feed("CAPA\r\n");
-    EXPECT_EQ(h.out,
-              "+OK capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n"
-              "PIPELINING\r\nSTLS\r\nEXPIRE NEVER\r\nLOGIN-DELAY 0\r\nIMPLEMENTATION yubin\r\n.\r\n");
+    EXPECT_EQ(
+        h.out,
+        "+OK capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n"
+        "PIPELINING\r\nSTLS\r\nEXPIRE NEVER\r\nLOGIN-DELAY 0\r\nIMPLEMENTATION yubin\r\n.\r\n");
     h.out.clear();
     h.feed("USER bob@example.test\r\nAUTH PLAIN\r\n");
     EXPECT_EQ(h.out,
@@ -202,10 +205,10 @@ TEST(Pop3Session, StlsDiscardsPipelinedPlaintextAndResets) {
     EXPECT_EQ(h.out, "-ERR USER first\r\n-ERR TLS is already active\r\n");
     h.out.clear();
     h.feed(login_lines());
-    EXPECT_EQ(h.out, "+OK send PASS\r\n+OK logged in, 3 messages (" +
-                         std::to_string(encoded_size(kMsg1) + encoded_size(kMsg2) +
-                                        encoded_size(kMsg3)) +
-                         " octets)\r\n");
+    EXPECT_EQ(h.out,
+              "+OK send PASS\r\n+OK logged in, 3 messages (" +
+                  std::to_string(encoded_size(kMsg1) + encoded_size(kMsg2) + encoded_size(kMsg3)) +
+                  " octets)\r\n");
 }
 
 TEST(Pop3Session, StlsNotOfferedOnImplicitTls) {
@@ -235,11 +238,10 @@ TEST(Pop3Session, FullTransaction) {
     EXPECT_EQ(s3, kMsg3.size() + 4);  // four LF → CRLF
     h.out.clear();
     h.feed("STAT\r\nLIST\r\nLIST 2\r\nUIDL\r\nUIDL 3\r\n");
-    EXPECT_EQ(h.out, "+OK 3 " + std::to_string(s1 + s2 + s3) + "\r\n" +
-                         "+OK 3 messages (" + std::to_string(s1 + s2 + s3) + " octets)\r\n" +
-                         "1 " + std::to_string(s1) + "\r\n2 " + std::to_string(s2) + "\r\n3 " +
-                         std::to_string(s3) + "\r\n.\r\n" +
-                         "+OK 2 " + std::to_string(s2) + "\r\n" +
+    EXPECT_EQ(h.out, "+OK 3 " + std::to_string(s1 + s2 + s3) + "\r\n" + "+OK 3 messages (" +
+                         std::to_string(s1 + s2 + s3) + " octets)\r\n" + "1 " + std::to_string(s1) +
+                         "\r\n2 " + std::to_string(s2) + "\r\n3 " + std::to_string(s3) +
+                         "\r\n.\r\n" + "+OK 2 " + std::to_string(s2) + "\r\n" +
                          "+OK unique-id listing follows\r\n1 000012340000000a\r\n"
                          "2 000012340000000b\r\n3 000012340000000f\r\n.\r\n"
                          "+OK 3 000012340000000f\r\n");
@@ -254,11 +256,13 @@ TEST(Pop3Session, FullTransaction) {
               "+OK top of message follows\r\nSubject: three\r\nFrom: a@b\r\n\r\n.\r\n");
     h.out.clear();
     h.feed("DELE 1\r\nDELE 1\r\nRETR 1\r\nLIST 1\r\nSTAT\r\nLIST\r\n");
-    EXPECT_EQ(h.out, "+OK message 1 deleted\r\n-ERR message 1 already deleted\r\n"
-                     "-ERR message 1 already deleted\r\n-ERR message 1 already deleted\r\n"
-                     "+OK 2 " + std::to_string(s2 + s3) + "\r\n" +
-                     "+OK 2 messages (" + std::to_string(s2 + s3) + " octets)\r\n2 " +
-                     std::to_string(s2) + "\r\n3 " + std::to_string(s3) + "\r\n.\r\n");
+    EXPECT_EQ(h.out,
+              "+OK message 1 deleted\r\n-ERR message 1 already deleted\r\n"
+              "-ERR message 1 already deleted\r\n-ERR message 1 already deleted\r\n"
+              "+OK 2 " +
+                  std::to_string(s2 + s3) + "\r\n" + "+OK 2 messages (" + std::to_string(s2 + s3) +
+                  " octets)\r\n2 " + std::to_string(s2) + "\r\n3 " + std::to_string(s3) +
+                  "\r\n.\r\n");
     h.out.clear();
     h.feed("RSET\r\nSTAT\r\nDELE 3\r\nDELE 1\r\nNOOP\r\n");
     EXPECT_EQ(h.out, "+OK maildrop has 3 messages (" + std::to_string(s1 + s2 + s3) +
@@ -328,8 +332,9 @@ TEST(Pop3Session, BadCredentialsAndUnknownUsersLookTheSame) {
     h.start();
     h.out.clear();
     h.feed("USER nobody@example.test\r\nPASS x\r\nUSER bob@example.test\r\nPASS wrong\r\n");
-    EXPECT_EQ(h.out, "+OK send PASS\r\n-ERR [AUTH] authentication failed\r\n"
-                     "+OK send PASS\r\n-ERR [AUTH] authentication failed\r\n");
+    EXPECT_EQ(h.out,
+              "+OK send PASS\r\n-ERR [AUTH] authentication failed\r\n"
+              "+OK send PASS\r\n-ERR [AUTH] authentication failed\r\n");
     EXPECT_EQ(h.session.failed_logins(), 2u);
     EXPECT_FALSE(h.session.authenticated());
     // After a failure the USER must be given again.
@@ -353,9 +358,10 @@ TEST(Pop3Session, AuthPlainWithInitialResponse) {
     h.out.clear();
     std::string ir = base64_encode(std::string("\0bob@example.test\0secret pw", 27));
     h.feed("AUTH PLAIN " + ir + "\r\nSTAT\r\n");
-    EXPECT_EQ(h.out.substr(0, h.out.find("\r\n")), "+OK logged in, 3 messages (" +
-              std::to_string(encoded_size(kMsg1) + encoded_size(kMsg2) + encoded_size(kMsg3)) +
-              " octets)");
+    EXPECT_EQ(h.out.substr(0, h.out.find("\r\n")),
+              "+OK logged in, 3 messages (" +
+                  std::to_string(encoded_size(kMsg1) + encoded_size(kMsg2) + encoded_size(kMsg3)) +
+                  " octets)");
     EXPECT_TRUE(h.session.authenticated());
 }
 
@@ -395,8 +401,34 @@ TEST(Pop3Session, InUse) {
     h.start();
     h.out.clear();
     h.feed(login_lines() + "STAT\r\n");
-    EXPECT_EQ(h.out, "+OK send PASS\r\n-ERR [IN-USE] the maildrop is in use by another session\r\n"
-                     "-ERR not logged in\r\n");
+    EXPECT_EQ(h.out,
+              "+OK send PASS\r\n-ERR [IN-USE] the maildrop is in use by another session\r\n"
+              "-ERR not logged in\r\n");
+}
+
+TEST(Pop3Session, LoginDelayAndFailuresAreReported) {
+    for (auto [status, text] : std::vector<std::pair<LoginStatus, std::string>>{
+             {LoginStatus::LoginDelay,
+              "-ERR [LOGIN-DELAY] logged in too recently, try again later"},
+             {LoginStatus::TempFailure, "-ERR [SYS/TEMP] temporary failure, try again later"},
+             {LoginStatus::PermFailure, "-ERR [SYS/PERM] the maildrop cannot be opened"}}) {
+        Session s(Harness::default_options());
+        s.start();
+        s.feed_line("USER bob@example.test");
+        s.feed_line("PASS x");
+        ASSERT_TRUE(s.waiting());
+        Request r = s.take_request();
+        EXPECT_EQ(r.kind, RequestKind::Login);
+        EXPECT_EQ(r.user, "bob@example.test");
+        s.take_output();
+        s.feed_line("STAT");  // ignored while the login is pending
+        s.login_done(LoginResult{status, {}});
+        EXPECT_EQ(s.take_output(), text + "\r\n");
+        EXPECT_FALSE(s.authenticated());
+        EXPECT_EQ(s.failed_logins(), 0u);  // not a credentials failure
+        s.feed_line("STAT");
+        EXPECT_EQ(s.take_output(), "-ERR not logged in\r\n");
+    }
 }
 
 TEST(Pop3Session, BadInputGetsErrAndContinues) {
@@ -404,13 +436,15 @@ TEST(Pop3Session, BadInputGetsErrAndContinues) {
     h.start();
     h.out.clear();
     h.feed("STAT\r\nRETR 1\r\nXYZZY\r\n\r\nAPOP bob x\r\n");
-    EXPECT_EQ(h.out, "-ERR not logged in\r\n-ERR not logged in\r\n-ERR unknown command\r\n"
-                     "-ERR empty command\r\n-ERR APOP is not supported\r\n");
+    EXPECT_EQ(h.out,
+              "-ERR not logged in\r\n-ERR not logged in\r\n-ERR unknown command\r\n"
+              "-ERR empty command\r\n-ERR APOP is not supported\r\n");
     h.feed(login_lines());
     h.out.clear();
-    h.feed("RETR 0\r\nRETR 4\r\nRETR -1\r\nRETR +1\r\nRETR 1x\r\nRETR\r\nRETR 1 2\r\n"
-           "TOP 1\r\nTOP 1 x\r\nLIST 99999999999999999999999\r\nSTAT 1\r\nUSER x\r\n"
-           "NOOP x\r\n");
+    h.feed(
+        "RETR 0\r\nRETR 4\r\nRETR -1\r\nRETR +1\r\nRETR 1x\r\nRETR\r\nRETR 1 2\r\n"
+        "TOP 1\r\nTOP 1 x\r\nLIST 99999999999999999999999\r\nSTAT 1\r\nUSER x\r\n"
+        "NOOP x\r\n");
     EXPECT_EQ(h.out,
               "-ERR invalid message number\r\n-ERR no such message\r\n"
               "-ERR invalid message number\r\n-ERR invalid message number\r\n"
@@ -433,8 +467,9 @@ TEST(Pop3Session, TooManyErrorsCloses) {
     h.feed(login_lines() + "DELE 1\r\n");
     h.out.clear();
     h.feed("BAD\r\nBAD\r\nBAD\r\nNOOP\r\n");
-    EXPECT_EQ(h.out, "-ERR unknown command\r\n-ERR unknown command\r\n"
-                     "-ERR unknown command (too many errors, closing)\r\n");
+    EXPECT_EQ(h.out,
+              "-ERR unknown command\r\n-ERR unknown command\r\n"
+              "-ERR unknown command (too many errors, closing)\r\n");
     EXPECT_TRUE(h.closed);
     EXPECT_TRUE(h.updates.empty());  // nothing deleted
 }
@@ -460,7 +495,9 @@ TEST(Pop3Session, UidlFormat) {
 std::string full_dialogue() {
     return "CAPA\r\nAUTH\r\nUSER bob@example.test\r\nPASS wrong\r\n" + login_lines() +
            "STAT\r\nLIST\r\nUIDL\r\nLIST 3\r\nRETR 1\r\nRETR 2\r\nRETR 3\r\nTOP 2 1\r\n"
-           "DELE 2\r\nRETR 2\r\nbogus\r\n" + std::string(400, 'x') + "\r\nRSET\r\nDELE 1\r\n"
+           "DELE 2\r\nRETR 2\r\nbogus\r\n" +
+           std::string(400, 'x') +
+           "\r\nRSET\r\nDELE 1\r\n"
            "NOOP\r\nQUIT\r\n";
 }
 
