@@ -110,7 +110,7 @@ private:
             Request request = session_.take_request();
             if (request.kind != RequestKind::None) {
                 if (!carry_out(std::move(request))) {
-                    return;  // async: the completion calls pump() again
+                    break;  // async: the completion calls pump() again
                 }
                 continue;
             }
@@ -139,6 +139,9 @@ private:
             } else if (ev.kind == proto::EventKind::Line) {
                 session_.feed_line(ev.data);
             }
+        }
+        if (closed_) {
+            return;
         }
         // Stop reading while we cannot consume: the reader's buffer must not
         // grow with what a client keeps sending (line_reader.h).
