@@ -17,14 +17,14 @@ deps:
 
 build: deps
 	@cmake -S . -B $(RELEASE_DIR) -DCMAKE_BUILD_TYPE=Release -DYUBIN_BUILD_TESTS=OFF >/dev/null
-	@cmake --build $(RELEASE_DIR) -j$(JOBS)
+	@cmake --build $(RELEASE_DIR) -j$(JOBS) -- --no-print-directory
 
 run: build
 	@exec $(RELEASE_DIR)/cli/yubin run --state $(STATE)
 
 build-test: deps
 	@cmake -S . -B $(TEST_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DYUBIN_SANITIZE=ON -DYUBIN_WERROR=ON >/dev/null
-	@cmake --build $(TEST_DIR) -j$(JOBS)
+	@cmake --build $(TEST_DIR) -j$(JOBS) -- --no-print-directory
 
 unit: build-test
 	@cd $(TEST_DIR) && ctest --output-on-failure -j$(JOBS)
@@ -33,10 +33,11 @@ unit: build-test
 fuzz: deps
 	@cmake -S . -B $(FUZZ_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DYUBIN_FUZZ=ON -DYUBIN_BUILD_TESTS=ON \
 	    -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ >/dev/null
-	@cmake --build $(FUZZ_DIR) -j$(JOBS) --target yubin_fuzzers
+	@cmake --build $(FUZZ_DIR) -j$(JOBS) --target yubin_fuzzers -- --no-print-directory
 	@bash tests/fuzz/run_fuzzers.sh $(FUZZ_DIR) $(FUZZ_SECONDS)
 
-test: unit fuzz
+# Fuzzers first so that ctest's summary is the last thing `make test` prints.
+test: fuzz unit
 
 clean:
 	rm -rf build
