@@ -755,14 +755,27 @@ void Session::shutdown(const smtp::ReplyTemplate& r) {
     if (closing_) {
         return;
     }
-    abort_message();
+    drop_pending();
     reply(r);
     closing_ = true;
 }
 
 void Session::connection_lost() {
-    abort_message();
+    drop_pending();
     closing_ = true;
+}
+
+void Session::drop_pending() {
+    // An EndMessage already handed over is the driver's to finish (its
+    // commit may already be done); any other body begun is dropped. Answers
+    // that arrive after this are ignored.
+    if (pending_ == Pending::Message) {
+        message_begun_ = false;
+    }
+    abort_message();
+    pending_ = Pending::None;
+    waiting_ = false;
+    pending_command_.reset();
 }
 
 }  // namespace yubin::smtpd

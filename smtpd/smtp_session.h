@@ -197,10 +197,12 @@ public:
     void credentials_done(AuthStatus status);
     void tls_started(TlsInfo info);
     void message_done(DeliveryResult result);
-    // The driver is shutting down or timed out: 421 and close. Any message
-    // begun is aborted.
+    // The driver is shutting down or timed out (pass smtp::kTimeout): 421
+    // and close. Callable at any time, also while waiting(): a body still
+    // being received is aborted (AbortMessage); an EndMessage already handed
+    // over is left to the driver; later *_done calls are ignored.
     void shutdown(const smtp::ReplyTemplate& reply = smtp::kShuttingDown);
-    // The connection is gone: abort any message begun (queues AbortMessage).
+    // The connection is gone: as shutdown(), without a reply.
     void connection_lost();
 
     std::string take_output();
@@ -251,6 +253,7 @@ private:
     // Forget everything learnt on this connection (STARTTLS, XCLIENT).
     void reset_connection();
     void push(Request request, Pending pending = Pending::None);
+    void drop_pending();
 
     void reply(const smtp::Reply& r);
     // A reply that is the client's fault: counts toward max_errors, and the

@@ -732,5 +732,77 @@ TEST(SmtpSession, ShutdownAbortsMessage) {
     EXPECT_TRUE(h.output.ends_with("421 4.3.2 Service shutting down\r\n"));
 }
 
+TEST(SmtpSession, ShutdownWhileWaiting) {
+    Session s(mx_options());
+    proto::Reader reader;
+    s.start();
+    reader.feed("EHLO c\r\nMAIL FROM:<s@example.net>\r\nRCPT TO:<alice@example.org>\r\n");
+    while (!s.waiting()) {
+        s.on_event(reader.next(), reader);
+    }
+    ASSERT_TRUE(s.take_request());  // CheckSender
+    s.sender_done({});
+    while (!s.waiting()) {
+        s.on_event(reader.next(), reader);
+    }
+    s.shutdown(smtp::kTimeout);
+    EXPECT_FALSE(s.waiting());
+    EXPECT_TRUE(s.closing());
+    s.recipient_done({RecipientStatus::Local, {"alice"}, std::nullopt});  // late: ignored
+    EXPECT_TRUE(
+        s.take_output().ends_with("250 2.1.0 Sender ok\r\n"
+                                  "421 4.4.2 Timeout, closing connection\r\n"));
+    EXPECT_TRUE(s.envelope().recipients.empty());
+}
+
+TEST(SmtpSession, EndMessageInFlightIsLeftToTheDriver) {
+    Session s(mx_options());
+    proto::Reader reader;
+    s.start();
+    reader.feed(
+        "EHLO c\r\nMAIL FROM:<s@example.net>\r\nRCPT TO:<alice@example.org>\r\n"
+        "DATA\r\nx\r\n.\r\n");
+    std::vector<RequestKind> kinds;
+    for (;;) {
+        while (!s.waiting() && !s.closing()) {
+            proto::Event ev = reader.next();
+            if (ev.kind == proto::EventKind::NeedMore) {
+                break;
+            }
+            s.on_event(ev, reader);
+        }
+        auto r = s.take_request();
+        while (r) {
+            kinds.push_back(r->kind);
+            if (r->kind == RequestKind::CheckSender) {
+                s.sender_done({});
+            } else if (r->kind == RequestKind::CheckRecipient) {
+                s.recipient_done({RecipientStatus::Local, {"alice"}, std::nullopt});
+            }
+            r = s.take_request();
+        }
+        if (!kinds.empty() && kinds.back() == RequestKind::EndMessage) {
+            break;
+        }
+    }
+    s.connection_lost();
+    EXPECT_FALSE(s.take_request());  // no AbortMessage for a body being committed
+    s.message_done({});
+    EXPECT_EQ(s.take_output().find("Message accepted"), std::string::npos);
+}
+
+TEST(SmtpSession, RsetAndEhloBetweenChunksAbort) {
+    auto h =
+        play(mx_options(), {"EHLO c\r\nMAIL FROM:<s@example.net>\r\nRCPT TO:<alice@example.org>\r\n"
+                            "BDAT 2\r\nabRSET\r\nBDAT 1 LAST\r\nz"
+                            "MAIL FROM:<s@example.net>\r\nRCPT TO:<alice@example.org>\r\n"
+                            "BDAT 2\r\nabEHLO d\r\nRCPT TO:<alice@example.org>\r\n"});
+    EXPECT_EQ(codes(h->output), (Codes{"220", "250", "250", "250", "250", "250", "503", "250",
+                                       "250", "250", "250", "503"}));
+    EXPECT_EQ(h->aborted, 2);
+    EXPECT_TRUE(h->bodies.empty());
+    EXPECT_EQ(h->envelopes.size(), 2u);
+}
+
 }  // namespace
 }  // namespace yubin::smtpd
