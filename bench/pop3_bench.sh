@@ -81,7 +81,7 @@ for _ in $(seq 100); do
 done
 MB_LABEL=yubin MB_POP3_PORT=$Y_POP3 python3 "$KIT/pop3_bench.py" --port "$Y_POP3" \
   --user pop1@example.test --count "$COUNT" --size "$SIZE" --runs "$RUNS" \
-  --populate-cmd "setpriv --reuid=nobody --regid=nogroup --clear-groups python3 $HERE/pop3_populate.py --count $COUNT --size $SIZE --yubin $YUBIN --config $Y/yubin.toml --rcpt pop1@example.test"
+  --populate-cmd "setpriv --reuid=nobody --regid=nogroup --clear-groups /usr/bin/python3 $HERE/pop3_populate.py --count $COUNT --size $SIZE --yubin $YUBIN --config $Y/yubin.toml --rcpt pop1@example.test"
 
 # ---- Dovecot again ----
 dovecot_run
