@@ -40,6 +40,9 @@
 //     (CVE-2023-51764..51766) is built from, and a message we store and relay
 //     as-is must not carry them to a downstream server that reads them as line
 //     ends. Accept hands the flag to the driver to normalise instead.
+//     A command line ended by a bare LF is accepted (the reader treats LF as
+//     the terminator): commands go nowhere downstream, and old clients send it;
+//   - a NUL in a command line is refused (500 5.5.2); VRFY gets 252, EXPN 502.
 //
 // Ownership: a plain object owned by its driver. Threads: one at a time (the
 // loop thread in the daemon).
@@ -160,7 +163,7 @@ struct DeliveryResult {
 
 enum class RequestKind {
     CheckSender,        // waits → sender_done(): MAIL FROM (SPF, or ownership on submission)
-    CheckRecipient,     // waits → recipient_done()
+    CheckRecipient,     // waits → recipient_done() (the sender: session.envelope())
     VerifyCredentials,  // waits → credentials_done()
     StartTls,      // waits → tls_started(): flush output, reader.discard_buffered(), handshake
     BeginMessage,  // open a body sink for `envelope`
