@@ -23,6 +23,7 @@ Session::Session(SessionOptions options, const Clock* clock)
     : options_(std::move(options)), clock_(clock) {
     tls_active_ = options_.tls_active;
     client_trusted_ = options_.client_trusted;
+    relay_client_ = options_.relay_client;
     client_.listener = options_.listener;
     client_.ip = options_.client_ip;
     client_.name = options_.client_name;
@@ -376,7 +377,7 @@ void Session::recipient_done(RecipientResult result) {
         case RecipientStatus::Local:
         case RecipientStatus::Remote: {
             bool relay = result.status == RecipientStatus::Remote;
-            if (relay && !authenticated() && !options_.relay_client) {
+            if (relay && !authenticated() && !relay_client_) {
                 // Never an open relay: only authenticated or configured clients.
                 error(smtp::make_reply(smtp::kRelayDenied, who));
                 return;
@@ -746,6 +747,7 @@ void Session::cmd_xclient(const smtp::Command& c) {
     client_.esmtp = next.esmtp;
     client_.auth_user = auth_user;
     client_trusted_ = false;
+    relay_client_ = false;  // that was the proxy's network, not the client's
     reply(Reply(220, std::nullopt, options_.hostname + " ESMTP ready"));
 }
 

@@ -268,6 +268,7 @@ private:
     State state_ = State::Fresh;
     bool tls_active_ = false;
     bool client_trusted_ = false;
+    bool relay_client_ = false;
     ClientInfo client_;
     Envelope envelope_;
     bool in_transaction_ = false;

@@ -866,5 +866,19 @@ TEST(SmtpSession, RandomDialoguesAreSplitInvariant) {
     }
 }
 
+TEST(SmtpSession, XClientDropsTheProxysRelayRight) {
+    SessionOptions o = mx_options();
+    o.client_trusted = true;
+    o.relay_client = true;
+    auto h = play(o, {"EHLO p\r\nMAIL FROM:<s@example.net>\r\nRCPT TO:<x@example.com>\r\n"
+                      "RSET\r\nXCLIENT ADDR=203.0.113.5 PROTO=ESMTP HELO=h.example.net\r\n"
+                      "EHLO h.example.net\r\nMAIL FROM:<s@example.net>\r\n"
+                      "RCPT TO:<x@example.com>\r\n"});
+    EXPECT_EQ(codes(h->output),
+              (Codes{"220", "250", "250", "250", "250", "220", "250", "250", "554"}));
+    EXPECT_EQ(h->session.client().ip, "203.0.113.5");
+    EXPECT_TRUE(h->session.client().esmtp);
+}
+
 }  // namespace
 }  // namespace yubin::smtpd
