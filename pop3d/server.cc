@@ -380,6 +380,17 @@ Result<void> Pop3Service::bind(daemon::Runtime& runtime) {
 }
 
 Result<void> Pop3Service::start(daemon::Runtime& runtime) {
+    auto r = start_serving(runtime);
+    if (!r) {
+        // The daemon exits; destroy the listeners while the loop can still
+        // free their handles (the service outlives the loop).
+        listeners_.clear();
+        reader_check_timer_.reset();
+    }
+    return r;
+}
+
+Result<void> Pop3Service::start_serving(daemon::Runtime& runtime) {
     auto cfg = runtime.config();
     store::StoreOptions options;
     options.path = cfg->store.path;

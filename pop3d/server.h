@@ -78,6 +78,7 @@ private:
     };
     [[nodiscard]] Result<void> add_listener(daemon::Runtime& runtime, const std::string& address,
                                             bool implicit_tls);
+    [[nodiscard]] Result<void> start_serving(daemon::Runtime& runtime);
     void accept(std::unique_ptr<io::Connection> conn, bool implicit_tls);
     void maybe_done();
 
