@@ -2,9 +2,13 @@
 
 #include <pwd.h>
 #include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <optional>
+#include <vector>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -13,6 +17,9 @@
 #include "cli/self_signed.h"
 #include "cli/supervisor.h"
 #include "common/auth/password.h"
+#include "common/daemon/privileges.h"
+
+extern char** environ;
 
 namespace yubin::cli {
 namespace {
@@ -21,6 +28,9 @@ namespace fs = std::filesystem;
 
 constexpr const char* kDemoDomain = "example.test";
 constexpr const char* kDemoUser = "demo@example.test";
+// Started as root, the quick start runs the daemons as this system user (created
+// if missing), as production does.
+constexpr const char* kQuickStartUser = "yubin";
 
 struct RunArgs {
     std::string state = "var";
@@ -51,6 +61,83 @@ Result<void> write_text_file(const fs::path& path, const std::string& text, fs::
     fs::rename(tmp, path, ec);
     if (ec) {
         return fail(ErrorCode::Io, "cannot rename to " + path.string() + ": " + ec.message());
+    }
+    return {};
+}
+
+std::optional<passwd> lookup_user(const std::string& name, std::vector<char>& buf) {
+    buf.assign(16384, 0);
+    passwd pw{};
+    passwd* found = nullptr;
+    if (::getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &found) != 0 || found == nullptr) {
+        return std::nullopt;
+    }
+    return pw;
+}
+
+// Root only: creates the system user the daemons drop to, as a package would.
+Result<void> ensure_system_user(const std::string& name) {
+    std::vector<char> buf;
+    if (lookup_user(name, buf)) {
+        return {};
+    }
+    std::vector<std::string> args = {"useradd", "--system", "--user-group", "--no-create-home",
+                                     "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
+                                     name};
+    std::vector<char*> argv;
+    for (auto& a : args) {
+        argv.push_back(a.data());
+    }
+    argv.push_back(nullptr);
+    pid_t pid = -1;
+    if (posix_spawnp(&pid, "useradd", nullptr, nullptr, argv.data(), environ) != 0) {
+        return fail(ErrorCode::Io, "cannot run useradd to create the user " + name);
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !lookup_user(name, buf)) {
+        return fail(ErrorCode::Io, "useradd could not create the user " + name);
+    }
+    std::cout << "yubin run: created the system user " << name << "\n";
+    return {};
+}
+
+// Whether `user` can reach and write `dir`: tried for real in a child that
+// drops to the user (a path under /root, mode 0700, is not reachable).
+bool reachable_by(const std::string& user, const fs::path& dir) {
+    pid_t pid = ::fork();
+    if (pid < 0) {
+        return false;
+    }
+    if (pid == 0) {
+        auto dropped = daemon::drop_privileges(user, "");
+        bool ok = dropped && ::access(dir.c_str(), R_OK | W_OK | X_OK) == 0;
+        ::_exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+// Gives the whole state tree to the daemons' user.
+Result<void> chown_tree(const fs::path& root, const std::string& user) {
+    std::vector<char> buf;
+    auto pw = lookup_user(user, buf);
+    if (!pw) {
+        return fail(ErrorCode::NotFound, "no user " + user);
+    }
+    std::error_code ec;
+    if (::lchown(root.c_str(), pw->pw_uid, pw->pw_gid) != 0) {
+        return fail(ErrorCode::Io, "cannot chown " + root.string());
+    }
+    for (auto it = fs::recursive_directory_iterator(root, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+        if (::lchown(it->path().c_str(), pw->pw_uid, pw->pw_gid) != 0) {
+            return fail(ErrorCode::Io, "cannot chown " + it->path().string());
+        }
+    }
+    if (ec) {
+        return fail(ErrorCode::Io, "cannot walk " + root.string() + ": " + ec.message());
     }
     return {};
 }
@@ -131,9 +218,22 @@ int run_quickstart(Context& context, const RunArgs& args) {
         return report_error({ErrorCode::Io, "cannot create " + state.string() + ": " + ec.message()});
     }
     fs::path config_file = state / "yubin.toml";
+    const bool as_root = ::geteuid() == 0;
+    std::string run_user = current_user_name();
+    if (as_root) {
+        // Production's path: daemons start as root, bind, then drop to an
+        // unprivileged user that owns the state. A state directory that user
+        // cannot reach (a checkout under /root) leaves root as the only
+        // choice for this loopback-only demo, said loudly.
+        run_user = "root";
+        if (auto r = ensure_system_user(kQuickStartUser); !r) {
+            std::cerr << "yubin run: " << r.error().message << "\n";
+        } else if (chown_tree(state, kQuickStartUser) && reachable_by(kQuickStartUser, state)) {
+            run_user = kQuickStartUser;
+        }
+    }
     if (!fs::exists(config_file)) {
-        auto r = write_text_file(config_file,
-                                 config::quickstart_config_toml(state.string(), current_user_name()),
+        auto r = write_text_file(config_file, config::quickstart_config_toml(state.string(), run_user),
                                  fs::perms::owner_read | fs::perms::owner_write |
                                      fs::perms::group_read | fs::perms::others_read);
         if (!r) {
@@ -172,6 +272,25 @@ int run_quickstart(Context& context, const RunArgs& args) {
         password = *demo;
     }
 
+    bool allow_root = false;
+    if (as_root && c.server.user == "root") {
+        allow_root = true;
+        std::cout << "yubin run: WARNING: " << state.string() << " is not reachable for an "
+                  << "unprivileged user, so the daemons run as root (loopback ports only). Put "
+                  << "the checkout elsewhere (e.g. /srv or /opt) to run them as " << kQuickStartUser
+                  << ".\n";
+    } else if (as_root) {
+        if (auto r = chown_tree(state, c.server.user); !r) {
+            return report_error(r.error());
+        }
+    }
+    std::vector<std::string> daemon_args;
+    if (allow_root) {
+        daemon_args.push_back("--allow-root");
+    }
+    daemon_args.push_back("--config");
+    daemon_args.push_back(config_file.string());
+
     std::vector<DaemonSpec> daemons;
     std::vector<std::string> missing;
     for (const char* name : {"smtpd", "queue", "imapd", "pop3d"}) {
@@ -180,7 +299,7 @@ int run_quickstart(Context& context, const RunArgs& args) {
             missing.push_back(std::string("yubin-") + name);
             continue;
         }
-        daemons.push_back({std::string("yubin-") + name, binary, {"--config", config_file.string()}});
+        daemons.push_back({std::string("yubin-") + name, binary, daemon_args});
     }
 
     std::ostringstream banner;
@@ -196,7 +315,8 @@ int run_quickstart(Context& context, const RunArgs& args) {
            << "  demo user           " << kDemoUser << "\n"
            << "  demo password       " << password << "   (also in "
            << (state / "demo-credentials").string() << ")\n"
-           << "  certificate         " << c.tls.cert << " (self-signed)\n";
+           << "  certificate         " << c.tls.cert << " (self-signed)\n"
+           << "  daemons run as      " << (as_root ? c.server.user : current_user_name()) << "\n";
     if (!missing.empty()) {
         banner << "  not built yet       ";
         for (size_t i = 0; i < missing.size(); ++i) {

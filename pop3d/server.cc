@@ -348,6 +348,17 @@ private:
 Pop3Service::Pop3Service() = default;
 Pop3Service::~Pop3Service() = default;
 
+void Pop3Service::teardown(daemon::Runtime&) {
+    // Connections first (they use the store and the locks), then the store,
+    // whose destructor waits for its writer thread; callbacks it posts to the
+    // loop after this find their connection gone (weak_ptr guards).
+    connections_.clear();
+    listeners_.clear();
+    reader_check_timer_.reset();
+    store_.reset();
+    done_ = nullptr;
+}
+
 Result<void> Pop3Service::add_listener(daemon::Runtime& runtime, const std::string& address,
                                        bool implicit_tls) {
     io::ListenerOptions options;

@@ -54,6 +54,7 @@ public:
     Result<void> start(daemon::Runtime& runtime) override;
     void reload(daemon::Runtime& runtime) override;
     void shutdown(daemon::Runtime& runtime, std::function<void()> done) override;
+    void teardown(daemon::Runtime& runtime) override;
 
     // ---- for Pop3Connection ----
     daemon::Runtime& runtime() { return *runtime_; }

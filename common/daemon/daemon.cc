@@ -117,9 +117,12 @@ int run_daemon(int argc, char** argv, const std::string& name, Service& service)
     CLI::App app{name + " — part of the yubin mail server suite"};
     std::string config_flag;
     bool check_only = false;
+    bool allow_root = false;
     app.add_option("-c,--config", config_flag,
                    "Config file (default: conf/yubin.toml if present, else /etc/yubin/yubin.toml)");
     app.add_flag("--check-config", check_only, "Validate the config and exit");
+    app.add_flag("--allow-root", allow_root,
+                 "Keep running as root when [server] user is \"root\" (quick start on loopback only)");
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -161,16 +164,26 @@ int run_daemon(int argc, char** argv, const std::string& name, Service& service)
     }
     rt.loop_ = std::move(*loop);
 
+    // From bind() on, the service owns handles on the loop: it must release
+    // them before the loop goes (Runtime's members are destroyed after this).
+    struct Teardown {
+        Service& service;
+        Runtime& rt;
+        ~Teardown() { service.teardown(rt); }
+    } teardown{service, rt};
     if (auto r = service.bind(rt); !r) {
         log::error({}, "bind_failed", {{"error", r.error().message}});
         std::cerr << name << ": " << r.error().message << "\n";
         return 1;
     }
-    auto dropped = drop_privileges(rt.config_->server.user, rt.config_->server.group);
+    auto dropped = drop_privileges(rt.config_->server.user, rt.config_->server.group, allow_root);
     if (!dropped) {
         log::error({}, "privilege_drop_failed", {{"error", dropped.error().message}});
         std::cerr << name << ": " << dropped.error().message << "\n";
         return 1;
+    }
+    if (allow_root && ::geteuid() == 0) {
+        log::warn({}, "running_as_root", {{"reason", "--allow-root and [server] user = root"}});
     }
     log::info({}, "start", {{"config", rt.config_path_},
                             {"uid", static_cast<uint64_t>(dropped->uid)},

@@ -48,6 +48,11 @@ public:
     // Stop accepting, let transactions in flight finish, then call done()
     // (once). Sessions idle between transactions may be closed at once.
     virtual void shutdown(Runtime& runtime, std::function<void()> done) = 0;
+    // Last call, on every exit path after bind() (a failed start, the end of
+    // shutdown, the shutdown timeout): destroy listeners, connections,
+    // timers and the store now, while the loop still exists to close their
+    // handles. Nothing is called after it.
+    virtual void teardown(Runtime& runtime) = 0;
 };
 
 class Runtime {

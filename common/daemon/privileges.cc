@@ -17,9 +17,13 @@ Error os_error(const std::string& what) {
 
 }  // namespace
 
-Result<DropResult> drop_privileges(const std::string& user, const std::string& group) {
+Result<DropResult> drop_privileges(const std::string& user, const std::string& group,
+                                   bool allow_root) {
     if (::geteuid() != 0) {
         return DropResult{false, ::geteuid(), ::getegid()};
+    }
+    if (user == "root" && allow_root) {
+        return DropResult{false, 0, ::getegid()};
     }
     if (user.empty() || user == "root") {
         return fail(ErrorCode::Invalid,

@@ -22,7 +22,11 @@ struct DropResult {
 // `group`, or the user's primary group when empty), with the user's
 // supplementary groups, then proves that root cannot be regained. Not root:
 // does nothing. An unknown user or group is an error: a daemon must never
-// keep running as root by accident.
-[[nodiscard]] Result<DropResult> drop_privileges(const std::string& user, const std::string& group);
+// keep running as root by accident. `user` "root" is refused unless
+// allow_root (the daemons' --allow-root flag, which only the quick start's
+// supervisor passes when its state directory is unreachable for an
+// unprivileged user, e.g. a checkout under /root).
+[[nodiscard]] Result<DropResult> drop_privileges(const std::string& user, const std::string& group,
+                                                 bool allow_root = false);
 
 }  // namespace yubin::daemon

@@ -7,8 +7,8 @@ build=$1
 seconds=$2
 src=$(cd "$(dirname "$0")" && pwd)
 status=0
-shopt -s nullglob
-for bin in "$build"/tests/fuzz/*_fuzz; do
+# Fuzzers live beside their module (tests/fuzz/, or a daemon's folder).
+for bin in $(find "$build" -type f -perm -u+x -name '*_fuzz' | sort); do
   name=$(basename "$bin")
   scratch=$(mktemp -d)
   seeds=()

@@ -95,15 +95,53 @@ class QuickStart(TempDirTest):
         rc, out = self.stop(proc, signal.SIGTERM)
         self.assertEqual(rc, 0, out)
 
-    def test_supervises_daemons(self):
+    @unittest.skipUnless(os.geteuid() == 0, "needs root")
+    def test_as_root_daemons_get_an_unprivileged_user(self):
+        # A reachable state directory: the daemons start as root, bind, and drop to
+        # the system user "yubin", which owns the whole state tree.
+        os.chmod(self.tmp, 0o755)
+        libexec, log = self.fake_daemons(("pop3d",))
+        proc = self.start(env=dict(os.environ, YUBIN_LIBEXEC_DIR=libexec, FAKE_LOG=log))
+        rc, out = self.stop(proc)
+        self.assertEqual(rc, 0, out)
+        import pwd
+        yubin = pwd.getpwnam("yubin")
+        with open(os.path.join(self.tmp, "var", "yubin.toml")) as f:
+            self.assertIn('user = "yubin"', f.read())
+        for root, dirs, files in os.walk(os.path.join(self.tmp, "var")):
+            for name in dirs + files:
+                self.assertEqual(os.lstat(os.path.join(root, name)).st_uid, yubin.pw_uid, name)
+        with open(log) as f:
+            starts = [l for l in f if l.startswith("start ")]
+        self.assertTrue(starts)
+        self.assertNotIn("--allow-root", starts[0])
+        self.assertIn("daemons run as      yubin", out)
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root")
+    def test_as_root_with_unreachable_state_runs_daemons_as_root_loudly(self):
+        os.chmod(self.tmp, 0o700)  # like a checkout under /root
+        libexec, log = self.fake_daemons(("pop3d",))
+        proc = self.start(env=dict(os.environ, YUBIN_LIBEXEC_DIR=libexec, FAKE_LOG=log))
+        rc, out = self.stop(proc)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("WARNING", out)
+        with open(log) as f:
+            starts = [l for l in f if l.startswith("start ")]
+        self.assertIn("--allow-root", starts[0])
+
+    def fake_daemons(self, names):
         libexec = os.path.join(self.tmp, "libexec")
-        os.makedirs(libexec)
-        for name in ("smtpd", "imapd"):
+        os.makedirs(libexec, exist_ok=True)
+        os.chmod(libexec, 0o755)
+        for name in names:
             path = os.path.join(libexec, f"yubin-{name}")
             with open(path, "w") as f:
                 f.write(FAKE_DAEMON)
             os.chmod(path, 0o755)
-        log = os.path.join(self.tmp, "daemons.log")
+        return libexec, os.path.join(self.tmp, "daemons.log")
+
+    def test_supervises_daemons(self):
+        libexec, log = self.fake_daemons(("smtpd", "imapd"))
         env = dict(os.environ, YUBIN_LIBEXEC_DIR=libexec, FAKE_LOG=log)
         proc = self.start(env=env)
 

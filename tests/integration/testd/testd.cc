@@ -107,6 +107,11 @@ public:
         maybe_done();
     }
 
+    void teardown(daemon::Runtime&) override {
+        sessions_.clear();
+        listeners_.clear();
+    }
+
     daemon::Runtime& runtime() { return *rt_; }
 
     void remove(Session* session) {
