@@ -18,7 +18,7 @@ namespace yubin::store {
 
 // Named databases (see docs/store.md for key and value layouts). Room is left
 // for the bulk-sending tables (suppression, lists, campaigns): add a field here,
-// its name in lmdb_store.cc's table list, and a migration that fills it.
+// its name in lmdb_env.cc's table list (open_tables), and a migration that fills it.
 struct Tables {
     MDB_dbi meta = 0;
     MDB_dbi domains = 0;
