@@ -16,7 +16,7 @@
 // - The blocking forms (no _async) submit and wait: for the CLI, tests and
 //   threads of a pool. Never call them on the writer thread (from a callback).
 //
-// Only our own types appear here: the LMDB backend lives in lmdb_store.cc and
+// Only our own types appear here: the LMDB backend lives in lmdb_*.cc and
 // a later backend (PostgreSQL) implements the same interface.
 #pragma once
 
